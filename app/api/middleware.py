@@ -1,0 +1,133 @@
+"""Pure-ASGI middleware: the request body size limit, and a quiet start-up failure.
+
+Both wrap the ASGI callables directly instead of using Starlette's ``BaseHTTPMiddleware``, which
+costs a task and a stream per request; on a normal request they add one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.errors import JSON_MEDIA_TYPE, error_body
+from app.errors import PayloadTooLargeError
+
+_CONTENT_LENGTH: Final = b"content-length"
+
+
+class RequestBodyLimitMiddleware:
+    """Refuse request bodies larger than ``max_body_bytes`` with 413, before they are read.
+
+    A request that declares a larger ``Content-Length`` is answered at once, without reading
+    its body. A body without ``Content-Length`` (chunked transfer) is counted as it streams in;
+    at the first byte past the limit, reading stops and the request is answered 413. Either
+    way at most ``max_body_bytes`` of a body are ever held, so this runs before any multipart
+    parsing. (With a ``Content-Length`` within the limit, the server itself never delivers more
+    than that many bytes, so such bodies are not counted again.)
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    def _too_large(self) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"the request body is larger than the limit of {self.max_body_bytes} bytes"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared_length = _declared_content_length(scope)
+        if declared_length is not None:
+            if declared_length > self.max_body_bytes:
+                await _send_error(send, self._too_large())
+                return
+            await self.app(scope, receive, send)
+            return
+
+        received_bytes = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received_bytes
+            message = await receive()
+            if message["type"] == "http.request":
+                received_bytes += len(message.get("body", b""))
+                if received_bytes > self.max_body_bytes:
+                    raise self._too_large()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except PayloadTooLargeError as error:
+            # Reached only when no exception handler answered it (the body was read outside
+            # a route); inside a route the app's own handler has already sent this 413.
+            if response_started:
+                raise
+            await _send_error(send, error)
+
+
+def _declared_content_length(scope: Scope) -> int | None:
+    """The request's ``Content-Length`` as an int, or None when it has none."""
+    for name, value in scope["headers"]:
+        if name == _CONTENT_LENGTH:
+            try:
+                return int(value)
+            except ValueError:
+                # The HTTP server refuses malformed lengths before the app sees them; treat
+                # one that slipped through as absent, so the body is counted instead.
+                return None
+    return None
+
+
+async def _send_error(send: Send, error: PayloadTooLargeError) -> None:
+    """Answer the request with the error's status and JSON body, closing the connection."""
+    body = error_body(error.code, error.message)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status_code,
+            "headers": [
+                (b"content-type", JSON_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class StartupFailureMessageMiddleware:
+    """Keep a refused start-up to the one log line the lifespan already wrote.
+
+    When the lifespan fails, Starlette hands the server the full traceback, which uvicorn logs.
+    For a failure the lifespan has explained itself (it sets ``app.state.startup_failure_logged``)
+    this drops that traceback, so the log says why the service did not start in one line.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        application = scope.get("app")
+
+        async def quiet_send(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed" and getattr(
+                getattr(application, "state", None), "startup_failure_logged", False
+            ):
+                message = {"type": "lifespan.startup.failed", "message": ""}
+            await send(message)
+
+        await self.app(scope, receive, quiet_send)

@@ -1,0 +1,25 @@
+"""``GET /metrics``: the model's stored evaluation on the MNIST test split.
+
+These are the scores training measured and wrote to ``metrics.json`` for exactly the model file
+being served (start-up checks the SHA-256). Prometheus telemetry lives elsewhere
+(``/monitoring/prometheus/metrics``).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import ModelDep
+from app.api.schemas import MetricsResponse, ModelIdentity
+
+router = APIRouter(tags=["model"])
+
+
+@router.get("/metrics")
+async def read_metrics(model: ModelDep) -> MetricsResponse:
+    """Test-split accuracy, macro precision/recall/F1, per-digit scores and confusion matrix."""
+    stored = model.metrics
+    return MetricsResponse(
+        model=ModelIdentity(name=stored.model.name, file=stored.model.file, sha256=model.sha256),
+        test=stored.test,
+    )

@@ -1,0 +1,248 @@
+"""Uploaded bytes to a Pillow image, refusing everything that is not a sound, reasonably sized
+image before it costs memory or time.
+
+The order of checks is what keeps hostile uploads cheap:
+
+1. Empty bytes are refused.
+2. The first bytes decide the format. Only PNG, JPEG, GIF, BMP, WebP and TIFF are opened, and
+   only with their own Pillow plugin; text, markup, PDF and other known non-image content is
+   refused as an unsupported media type.
+3. A PNG's chunk structure and checksums are verified (Pillow does not check the pixel chunks).
+4. The header is parsed and the declared width x height compared with ``max_pixels`` before any
+   pixel data is decoded, so a tiny file declaring 50,000 x 50,000 pixels is refused at once.
+5. Only then are the pixels decoded (the first frame of an animation); a large JPEG is decoded
+   directly at a reduced scale and in grey (see :mod:`app.imaging.working_size`).
+
+Pillow's own decompression-bomb guard (``PIL.Image.MAX_IMAGE_PIXELS``) is left as it is, a
+process-wide safety net; the service's rule is ``max_pixels``, which should be below it. Nothing
+here changes Pillow's global settings or the warning filters, so concurrent requests are safe.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import struct
+import zlib
+
+from PIL import Image, ImageOps
+
+from app.errors import (
+    EmptyUploadError,
+    ImageTooLargeError,
+    InvalidImageError,
+    UnsupportedMediaTypeError,
+)
+from app.imaging.working_size import reduction_factor
+
+SUPPORTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+"""Pillow format names of the images the service accepts."""
+
+_SNIFF_BYTES = 1024
+"""How much of the upload's start is examined to recognise its type."""
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (_PNG_SIGNATURE, "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),
+    (b"MM\x00+", "TIFF"),
+)
+"""Leading bytes of the supported formats (WebP and BMP are recognised separately)."""
+
+_NON_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF", "a PDF document"),
+    (b"%!PS", "a PostScript document"),
+    (b"PK\x03\x04", "a ZIP archive or office document"),
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"BZh", "bzip2-compressed data"),
+    (b"\xfd7zXZ\x00", "xz-compressed data"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"\x7fELF", "an executable"),
+    (b"MZ", "an executable"),
+    (b"\xd0\xcf\x11\xe0", "an office document"),
+    (b"OggS", "audio or video"),
+    (b"ID3", "audio"),
+    (b"fLaC", "audio"),
+    (b"\x1a\x45\xdf\xa3", "video"),
+    (b"\x00\x00\x01\x00", "an ICO icon, which is not supported"),
+    (b"8BPS", "a Photoshop document, which is not supported"),
+    (b"qoif", "a QOI image, which is not supported"),
+    (b"\xff\x4f\xff\x51", "a JPEG 2000 image, which is not supported"),
+    (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image, which is not supported"),
+)
+"""Leading bytes of common content that is recognisably not a supported image."""
+
+_ALLOWED_TEXT_CONTROLS = frozenset("\t\n\r\f\v")
+
+
+def decode_upload(data: bytes, *, max_pixels: int) -> Image.Image:
+    """Decode an uploaded image, first frame only, with its EXIF orientation applied.
+
+    A large JPEG is decoded at a reduced scale (a power of two that keeps the longest side at or
+    above :data:`~app.imaging.working_size.WORKING_MIN_SIDE`) and, when in colour, directly in
+    grey; other formats are decoded at full size. The returned image is loaded and may have any
+    Pillow mode (``1``, ``L``, ``P``, ``LA``, ``RGB``, ``RGBA``, ``I;16``, ``I``, ``F``,
+    ``CMYK``, ...).
+
+    Raises :class:`~app.errors.EmptyUploadError` for no bytes,
+    :class:`~app.errors.UnsupportedMediaTypeError` for content that is not a supported image,
+    :class:`~app.errors.ImageTooLargeError` when the header declares more than ``max_pixels``
+    pixels, and :class:`~app.errors.InvalidImageError` for anything that cannot be decoded.
+    No other exception escapes, whatever the bytes.
+
+    >>> png = bytes.fromhex(
+    ...     "89504e470d0a1a0a0000000d49484452000000010000000108000000003a7e9b55"
+    ...     "0000000a49444154789c636000000002000148afa4710000000049454e44ae426082"
+    ... )
+    >>> decode_upload(png, max_pixels=100).size
+    (1, 1)
+    """
+    if not data:
+        raise EmptyUploadError("the upload is empty: send the image's bytes")
+    image_format = sniff_image_format(data[:_SNIFF_BYTES])
+    if image_format == "PNG":
+        check_png_structure(data)
+    image = _open_header(data, image_format)
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise InvalidImageError("the image declares an empty size")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"the image is {width} x {height} pixels, more than the {max_pixels:,} allowed"
+        )
+    return _load_pixels(image)
+
+
+def sniff_image_format(head: bytes) -> str:
+    """The Pillow format name of the image whose first bytes are ``head``.
+
+    Raises :class:`~app.errors.UnsupportedMediaTypeError` for recognisable non-image content
+    (text, SVG, HTML, JSON, XML, PDF, archives, ...) and for image formats the service does not
+    read, and :class:`~app.errors.InvalidImageError` for bytes that are not recognisable at all.
+
+    >>> sniff_image_format(b"GIF89a....")
+    'GIF'
+    """
+    for signature, image_format in _IMAGE_SIGNATURES:
+        if head.startswith(signature):
+            return image_format
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head.startswith(b"BM") and not _looks_like_text(head):
+        return "BMP"
+    for signature, description in _NON_IMAGE_SIGNATURES:
+        if head.startswith(signature):
+            raise UnsupportedMediaTypeError(f"the upload is {description}, not an image")
+    if head[4:8] == b"ftyp":
+        raise UnsupportedMediaTypeError(
+            "the upload is an ISO media file (HEIC, AVIF or video), which is not supported"
+        )
+    if _looks_like_text(head):
+        raise UnsupportedMediaTypeError(
+            "the upload is text (for example SVG, HTML, JSON or XML), not an image; "
+            f"send one of: {', '.join(SUPPORTED_FORMATS)}"
+        )
+    raise InvalidImageError(
+        f"the upload is not a recognisable image; send one of: {', '.join(SUPPORTED_FORMATS)}"
+    )
+
+
+def check_png_structure(data: bytes) -> None:
+    """Walk a PNG's chunks and verify each one's length and CRC up to ``IEND``.
+
+    Raises :class:`~app.errors.InvalidImageError` for a truncated file, a chunk whose checksum
+    does not match (a corrupted transfer) or a file without ``IEND``.
+    """
+    position = len(_PNG_SIGNATURE)
+    end = len(data)
+    while True:
+        if position + 8 > end:
+            raise InvalidImageError("the PNG image is truncated")
+        length, chunk_type = struct.unpack_from(">I4s", data, position)
+        body_end = position + 8 + length
+        if body_end + 4 > end:
+            raise InvalidImageError("the PNG image is truncated")
+        (expected_crc,) = struct.unpack_from(">I", data, body_end)
+        if zlib.crc32(data[position + 4 : body_end]) != expected_crc:
+            raise InvalidImageError("the PNG image is corrupt: a chunk's checksum does not match")
+        if chunk_type == b"IEND":
+            return
+        position = body_end + 4
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """Whether ``head`` reads as text: UTF-8 (or UTF-16 with a byte-order mark) without
+    control characters other than white space."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        text = decoder.decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and all(
+        character >= " " or character in _ALLOWED_TEXT_CONTROLS for character in text
+    )
+
+
+def _open_header(data: bytes, image_format: str) -> Image.Image:
+    """Parse the image's header with the one Pillow plugin for ``image_format``; no pixels yet."""
+    try:
+        return Image.open(io.BytesIO(data), formats=[image_format])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageTooLargeError(f"the image declares too many pixels: {error}") from None
+    except Exception:
+        raise InvalidImageError(
+            f"the upload starts like a {image_format} image but its header cannot be read"
+        ) from None
+
+
+def _load_pixels(image: Image.Image) -> Image.Image:
+    """Decode the pixels (first frame), a large JPEG at reduced scale, then apply EXIF rotation."""
+    try:
+        if image.format == "JPEG":
+            _request_reduced_jpeg_decoding(image)
+        image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageTooLargeError(f"the image declares too many pixels: {error}") from None
+    except Exception:
+        raise InvalidImageError(
+            f"the {image.format} image is corrupt or truncated and cannot be decoded"
+        ) from None
+    return _apply_exif_orientation(image)
+
+
+def _request_reduced_jpeg_decoding(image: Image.Image) -> None:
+    """Ask libjpeg to decode a large JPEG at 1/2, 1/4 or 1/8 scale and a colour one in grey.
+
+    DCT-domain scaling averages blocks of pixels, so thin strokes fade but do not vanish; the
+    preprocessing restores their contrast. The scale keeps the longest side at or above
+    :data:`~app.imaging.working_size.WORKING_MIN_SIDE`.
+    """
+    width, height = image.size
+    factor = reduction_factor(image.size)
+    requested_size = (max(1, width // factor), max(1, height // factor)) if factor > 1 else None
+    grey_mode = "L" if image.mode == "RGB" else None
+    if requested_size is not None or grey_mode is not None:
+        image.draft(grey_mode, requested_size)
+
+
+def _apply_exif_orientation(image: Image.Image) -> Image.Image:
+    """Rotate or mirror the image as its EXIF orientation tag says (phone photos need this).
+
+    Unreadable EXIF metadata is ignored: the pixels are still good.
+    """
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+        if orientation in (2, 3, 4, 5, 6, 7, 8):
+            return ImageOps.exif_transpose(image)
+    except Exception:
+        return image
+    return image

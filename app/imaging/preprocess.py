@@ -1,0 +1,542 @@
+"""Any decoded image to what MNIST looks like: a 28 x 28 ``uint8`` digit, white ink on black,
+its longest side 20 pixels, centred by centre of mass.
+
+:func:`to_mnist_digit` chains small pure steps, each usable and tested on its own:
+
+1. :func:`reduce_to_working_size`: one of a few standard modes, large images box-averaged down.
+2. :func:`grey_and_alpha` then :func:`composite_on_contrasting_background`: transparent regions
+   become the colour that contrasts with the opaque strokes, so a canvas export keeps its ink.
+3. :func:`estimate_background`: the paper (or board, or screen) level, fitted as a smooth surface
+   to the image's border, which also absorbs uneven lighting, with the noise around it.
+4. :func:`extract_ink`: ink is whatever departs from the background in the dominant direction,
+   so dark-on-light and light-on-dark both become bright-on-dark.
+5. :func:`normalise_contrast`: robust percentiles map the noise floor to 0 and solid ink to 1.
+6. :func:`suppress_specks`: keep the main ink region and the parts near it, drop stray marks.
+7. :func:`crop_to_ink`, then :func:`shrink_for_stroke_matching` and :func:`match_stroke_width`
+   bring hairlines and marker strokes to MNIST's stroke width, and :func:`scale_to_box` and
+   :func:`centre_by_mass` redo what MNIST's makers did with NIST's scans.
+
+A 28 x 28 MNIST digit passes through unchanged up to a rounding step (see the tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageFilter
+
+from app.errors import NoDigitFoundError
+from app.imaging.components import describe_regions, find_runs, paint_regions
+from app.imaging.working_size import working_size
+from app.model_input import IMAGE_SIDE, PIXEL_MAX
+
+FloatImage = NDArray[np.float32]
+"""A 2-D image of float32 values, normally in [0, 1]."""
+
+DIGIT_BOX_SIDE = 20
+"""MNIST digits were scaled so that their longest side is 20 pixels."""
+
+CENTRE_OF_MASS_TARGET = IMAGE_SIDE / 2
+"""Where MNIST's centre of mass sits (row and column index, 14.0 on the 28-pixel canvas)."""
+
+BORDER_FRACTION = 0.03
+"""Width of the border ring, as a fraction of the shorter side, that samples the background."""
+
+MAX_BORDER_SAMPLES = 2048
+"""At most this many border pixels enter the background fit."""
+
+MIN_INK_CONTRAST = 0.08
+"""Ink must depart from the background by at least this much (of full scale) to count."""
+
+INK_NOISE_SIGMAS = 5.0
+"""... and by at least this many standard deviations of the background noise."""
+
+FLOOR_NOISE_SIGMAS = 3.0
+"""Ink values up to this many noise deviations are treated as background and cut to 0."""
+
+SOLID_INK_PERCENTILE = 95.0
+"""The percentile of ink values that is taken as solid ink (mapped to 1)."""
+
+REGION_THRESHOLD = 0.3
+"""Normalised ink level above which pixels form the regions examined for specks."""
+
+ANALYSIS_MAX_SIDE = 128
+"""Ink regions are found on a mask max-pooled to at most this many pixels per side."""
+
+MIN_PART_MASS_FRACTION = 0.02
+"""A region lighter than this fraction of the main region is always treated as a speck."""
+
+PART_GAP_PER_MASS_FRACTION = 4.0
+MAX_PART_GAP_FRACTION = 0.5
+"""A region of mass fraction ``m`` (of the main region) is part of the digit when its gap to the
+digit is at most ``min(MAX_PART_GAP_FRACTION, PART_GAP_PER_MASS_FRACTION * m)`` times the main
+region's extent: big strokes may stand apart (the bar of a 5), small marks must touch."""
+
+MIN_DIGIT_EXTENT_PIXELS = 4
+MIN_DIGIT_EXTENT_FRACTION = 0.03
+"""The digit must span at least this many pixels and this fraction of the image's longer side;
+anything smaller is a speck, not a digit."""
+
+STROKE_MATCHING_SIDE = 4 * DIGIT_BOX_SIDE
+"""Stroke widths are matched on the digit shrunk to at most this longest side, so that the
+morphological filters stay small and fast."""
+
+TARGET_STROKE_WIDTH = 2.0
+"""Median stroke width of MNIST digits, in pixels of the 20-pixel box (measured on the test
+split with a 50 % threshold: 5th percentile 1.3, median 2.0, 95th percentile 3.1)."""
+
+MIN_STROKE_WIDTH = 1.3
+MAX_STROKE_WIDTH = 3.5
+"""Strokes that would come out thinner or thicker than this in the 20-pixel box are brought to
+:data:`TARGET_STROKE_WIDTH` (a 2-pixel pen line on a 900-pixel canvas, a fat marker)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Background:
+    """The background level at every pixel (``surface``, broadcastable to the image) and the
+    standard deviation of the noise around it."""
+
+    surface: FloatImage
+    noise: float
+
+
+def to_mnist_digit(image: Image.Image) -> NDArray[np.uint8]:
+    """Turn a decoded image of one handwritten digit into a 28 x 28 MNIST-format array.
+
+    Raises :class:`~app.errors.NoDigitFoundError` when the image holds no ink: blank, uniform,
+    faint noise only, or nothing bigger than a speck.
+    """
+    working = reduce_to_working_size(image)
+    grey, alpha = grey_and_alpha(working)
+    grey = composite_on_contrasting_background(grey, alpha)
+    background = estimate_background(grey)
+    ink, threshold = extract_ink(grey, background)
+    ink = normalise_contrast(ink, noise=background.noise, threshold=threshold)
+    ink = suppress_specks(ink)
+    digit = crop_to_ink(ink)
+    digit = shrink_for_stroke_matching(digit)
+    digit = match_stroke_width(digit)
+    digit = scale_to_box(digit, DIGIT_BOX_SIDE)
+    digit = centre_by_mass(digit, IMAGE_SIDE)
+    return to_uint8(digit)
+
+
+def standardise_mode(image: Image.Image) -> Image.Image:
+    """The image in mode ``L``, ``LA``, ``RGB``, ``RGBA`` or, for more than 8 bits, ``F``.
+
+    Palette and single-colour transparency become an alpha channel; 16- and 32-bit integer and
+    float images become ``F`` scaled to [0, 1]; CMYK and other colour spaces become ``RGB``.
+    """
+    mode = image.mode
+    if mode in ("L", "RGB") and "transparency" in image.info:
+        return image.convert("RGBA")
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if mode == "1":
+        return image.convert("L")
+    if mode in ("P", "PA"):
+        return image.convert("RGBA" if image.has_transparency_data else "RGB")
+    if mode == "La":
+        return image.convert("LA")
+    if mode == "RGBa":
+        return image.convert("RGBA")
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(_high_depth_to_unit_range(image))
+    return image.convert("RGB")
+
+
+def reduce_to_working_size(image: Image.Image) -> Image.Image:
+    """The image in a standard mode, box-averaged down when large.
+
+    The longest side becomes :data:`~app.imaging.working_size.WORKING_MIN_SIDE`; averaging
+    keeps a thin stroke's ink (fainter, wider), which :func:`normalise_contrast` later restores.
+    """
+    standard = standardise_mode(image)
+    size = working_size(standard.size)
+    if size == standard.size:
+        return standard
+    return standard.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+
+
+def grey_and_alpha(image: Image.Image) -> tuple[FloatImage, FloatImage | None]:
+    """Luma and opacity in [0, 1] of an image in a standard mode (see :func:`standardise_mode`);
+    opacity is ``None`` for an image without an alpha channel."""
+    mode = image.mode
+    if mode == "F":
+        return np.asarray(image, dtype=np.float32), None
+    scale = np.float32(1 / PIXEL_MAX)
+    alpha: FloatImage | None = None
+    if mode in ("LA", "RGBA"):
+        alpha = np.asarray(image.getchannel("A"), dtype=np.float32) * scale
+    luma = image if mode == "L" else image.convert("L")
+    return np.asarray(luma, dtype=np.float32) * scale, alpha
+
+
+def composite_on_contrasting_background(grey: FloatImage, alpha: FloatImage | None) -> FloatImage:
+    """Flatten transparency onto white or black, whichever contrasts with the opaque pixels.
+
+    A canvas export with black strokes on a transparent background becomes black on white; with
+    white strokes, white on black. The colour stored under fully transparent pixels is ignored.
+    """
+    if alpha is None or float(alpha.min()) >= 1.0:
+        return grey
+    opacity = float(alpha.sum())
+    if opacity <= 0.0:
+        return np.zeros_like(grey)
+    opaque_luma = float(np.vdot(grey, alpha)) / opacity
+    fill = np.float32(1.0 if opaque_luma < 0.5 else 0.0)
+    composited: FloatImage = grey * alpha + fill * (np.float32(1.0) - alpha)
+    return composited
+
+
+def estimate_background(grey: FloatImage) -> Background:
+    """Fit the background as a smooth (quadratic) surface to the image's border ring.
+
+    The fit is robust: border pixels far from the surface (ink touching the edge) are dropped and
+    the fit repeated. The noise is the robust spread of the remaining border pixels around it.
+    A uniform border, the common case for drawings, takes a fast path.
+    """
+    height, width = grey.shape
+    ring = max(1, round(BORDER_FRACTION * min(height, width)))
+    if height <= 2 * ring or width <= 2 * ring:
+        level = np.float32(np.median(grey))
+        return Background(np.full((1, 1), level, dtype=np.float32), _robust_spread(grey - level))
+    rows, columns = _border_coordinates(height, width, ring)
+    values = grey[rows, columns]
+    low, high = float(values.min()), float(values.max())
+    if high - low <= 1.0 / PIXEL_MAX:
+        level = np.float32(np.median(values))
+        return Background(np.full((1, 1), level, dtype=np.float32), 0.0)
+
+    u_border = columns * (2.0 / max(width - 1, 1)) - 1.0
+    v_border = rows * (2.0 / max(height - 1, 1)) - 1.0
+    design = np.stack(
+        [
+            np.ones_like(u_border),
+            u_border,
+            v_border,
+            u_border * u_border,
+            v_border * v_border,
+            u_border * v_border,
+        ],
+        axis=1,
+    )
+    inliers = np.ones(values.size, dtype=bool)
+    coefficients = np.zeros(design.shape[1])
+    noise = 0.0
+    for _ in range(4):
+        coefficients = np.linalg.lstsq(design[inliers], values[inliers], rcond=None)[0]
+        residuals = values - design @ coefficients
+        noise = _robust_spread(residuals[inliers])
+        updated = np.abs(residuals) <= max(3.0 * noise, 1.0 / PIXEL_MAX)
+        if updated.sum() < design.shape[1] or np.array_equal(updated, inliers):
+            break
+        inliers = updated
+
+    u = np.linspace(-1.0, 1.0, width)
+    v = np.linspace(-1.0, 1.0, height)
+    c0, cu, cv, cuu, cvv, cuv = (float(value) for value in coefficients)
+    row_profile = (c0 + cu * u + cuu * u * u).astype(np.float32)
+    column_profile = (cv * v + cvv * v * v).astype(np.float32)
+    surface: FloatImage = column_profile[:, np.newaxis] + row_profile[np.newaxis, :]
+    if abs(cuv) > 1e-4:
+        surface += np.float32(cuv) * np.outer(v, u).astype(np.float32)
+    return Background(surface, noise)
+
+
+def extract_ink(grey: FloatImage, background: Background) -> tuple[FloatImage, float]:
+    """Ink as bright on dark: the departure from the background in the dominant direction.
+
+    Both directions are measured by how much pixels exceed the detection threshold; the larger
+    one is the ink (dark pen on paper, or chalk on a board). Returns the ink, zero where the
+    image is lighter than the background for dark ink and vice versa, and that threshold.
+
+    Raises :class:`~app.errors.NoDigitFoundError` when nothing departs from the background by
+    more than the threshold (:data:`MIN_INK_CONTRAST`, or :data:`INK_NOISE_SIGMAS` of noise).
+    """
+    residual = grey - background.surface
+    threshold = max(INK_NOISE_SIGMAS * background.noise, MIN_INK_CONTRAST)
+    darker_excess = float(np.maximum(-residual - np.float32(threshold), 0.0).sum())
+    lighter_excess = float(np.maximum(residual - np.float32(threshold), 0.0).sum())
+    if darker_excess <= 0.0 and lighter_excess <= 0.0:
+        raise NoDigitFoundError(
+            "no digit found: the image is blank or uniform (no strokes stand out from the "
+            "background)"
+        )
+    ink = -residual if darker_excess > lighter_excess else residual
+    np.maximum(ink, np.float32(0.0), out=ink)
+    return ink, threshold
+
+
+def normalise_contrast(ink: FloatImage, *, noise: float, threshold: float) -> FloatImage:
+    """Stretch ink so that the noise floor becomes 0 and solid ink 1.
+
+    Solid ink is the :data:`SOLID_INK_PERCENTILE` percentile of the pixels above ``threshold``,
+    so a few bright outliers do not set the scale and a grey pencil line becomes full white.
+    """
+    strong = ink[ink > threshold]
+    if strong.size == 0:
+        raise NoDigitFoundError("no digit found: the image holds no strokes")
+    solid = float(np.percentile(strong, SOLID_INK_PERCENTILE))
+    floor = min(FLOOR_NOISE_SIGMAS * noise, 0.5 * solid)
+    scaled: FloatImage = (ink - np.float32(floor)) * np.float32(1.0 / (solid - floor))
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    return scaled
+
+
+def suppress_specks(ink: FloatImage) -> FloatImage:
+    """Keep the main ink region and the regions that belong with it; zero everything else.
+
+    Regions are connected areas of ink above :data:`REGION_THRESHOLD`, found on a mask max-pooled
+    to at most :data:`ANALYSIS_MAX_SIDE` pixels a side (so regions closer than the pooling step
+    merge). The heaviest region is the digit's main stroke; another region joins the digit if
+    it is heavy enough and close enough (see :data:`MAX_PART_GAP_FRACTION`). Faint halo pixels
+    within two pooled pixels of a kept region stay; the rest is cleared.
+
+    Raises :class:`~app.errors.NoDigitFoundError` when the digit would be smaller than a speck
+    (:data:`MIN_DIGIT_EXTENT_PIXELS`, :data:`MIN_DIGIT_EXTENT_FRACTION`).
+    """
+    height, width = ink.shape
+    pool = -(-max(height, width) // ANALYSIS_MAX_SIDE)
+    pooled_ink = _max_pool(ink, pool)
+    pooled_mask = pooled_ink >= np.float32(REGION_THRESHOLD)
+    runs = find_runs(pooled_mask)
+    regions = describe_regions(runs, pooled_ink)
+    if not regions:
+        raise NoDigitFoundError("no digit found: the image holds no strokes")
+
+    order = sorted(range(len(regions)), key=lambda index: regions[index].mass, reverse=True)
+    main = regions[order[0]]
+    keep = np.zeros(len(regions), dtype=bool)
+    keep[order[0]] = True
+    top, left, bottom, right = main.top, main.left, main.bottom, main.right
+    changed = True
+    while changed:
+        changed = False
+        for index in order[1:]:
+            region = regions[index]
+            mass_fraction = region.mass / main.mass
+            if keep[index] or mass_fraction < MIN_PART_MASS_FRACTION:
+                continue
+            allowed_gap = main.extent * min(
+                MAX_PART_GAP_FRACTION, PART_GAP_PER_MASS_FRACTION * mass_fraction
+            )
+            if region.gap_to(top, left, bottom, right) <= allowed_gap:
+                keep[index] = True
+                changed = True
+                top, left = min(top, region.top), min(left, region.left)
+                bottom, right = max(bottom, region.bottom), max(right, region.right)
+
+    digit_extent = max(bottom - top, right - left) * pool
+    smallest_digit = max(MIN_DIGIT_EXTENT_PIXELS, MIN_DIGIT_EXTENT_FRACTION * max(height, width))
+    if digit_extent < smallest_digit:
+        raise NoDigitFoundError(
+            "no digit found: the image holds only specks too small to be a digit"
+        )
+
+    kept = paint_regions(runs, keep, pooled_mask.shape)
+    kept = _dilate(kept, 2 if pool == 1 else 1)
+    if pool > 1:
+        kept = np.repeat(np.repeat(kept, pool, axis=0), pool, axis=1)[:height, :width]
+    cleaned: FloatImage = np.where(kept, ink, np.float32(0.0))
+    return cleaned
+
+
+def crop_to_ink(ink: FloatImage) -> FloatImage:
+    """The smallest rectangle holding all non-zero ink.
+
+    Raises :class:`~app.errors.NoDigitFoundError` when there is no ink at all.
+    """
+    rows = np.flatnonzero(ink.any(axis=1))
+    columns = np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        raise NoDigitFoundError("no digit found: the image holds no strokes")
+    return ink[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+
+
+def estimate_stroke_width(ink: FloatImage) -> float:
+    """Typical stroke width in pixels: twice the ink area over its outline length.
+
+    For a stroke of width ``w`` and length ``l`` the area is ``w * l`` and the outline about
+    ``2 * l``, so the ratio is ``w`` whatever the digit. Ink is taken at a 50 % threshold and the
+    outline counted as the number of ink/background pixel edges.
+    """
+    solid = ink >= np.float32(0.5)
+    area = int(solid.sum())
+    if area == 0:
+        return 0.0
+    padded = np.pad(solid, 1)
+    outline = int((padded[1:, :] != padded[:-1, :]).sum() + (padded[:, 1:] != padded[:, :-1]).sum())
+    return 2.0 * area / outline
+
+
+def shrink_for_stroke_matching(digit: FloatImage) -> FloatImage:
+    """Box-average a large cropped digit down to :data:`STROKE_MATCHING_SIDE` on its longest side
+    and restore full contrast, which averaging takes from thin strokes.
+
+    A digit that is already small enough is returned as it is.
+    """
+    height, width = digit.shape
+    longest = max(height, width)
+    if longest <= STROKE_MATCHING_SIDE:
+        return digit
+    scale = STROKE_MATCHING_SIDE / longest
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    shrunk = np.asarray(
+        Image.fromarray(digit).resize(size, Image.Resampling.BOX), dtype=np.float32
+    )
+    visible = shrunk[shrunk > np.float32(MIN_INK_CONTRAST)]
+    if visible.size == 0:
+        return shrunk
+    solid = float(np.percentile(visible, SOLID_INK_PERCENTILE))
+    restored: FloatImage = np.clip(shrunk * np.float32(1.0 / solid), 0.0, 1.0)
+    return restored
+
+
+def match_stroke_width(digit: FloatImage) -> FloatImage:
+    """Thicken hairline strokes and thin marker strokes so that, in the 20-pixel box, they come
+    out between :data:`MIN_STROKE_WIDTH` and :data:`MAX_STROKE_WIDTH` pixels wide.
+
+    A 2-pixel line on a 900-pixel canvas would otherwise average away to a faint trace. Strokes
+    already in range, as every MNIST digit's are, are left untouched.
+    """
+    extent = max(digit.shape)
+    if extent <= DIGIT_BOX_SIDE:
+        return digit
+    width = estimate_stroke_width(digit)
+    box_scale = DIGIT_BOX_SIDE / extent
+    width_in_box = width * box_scale
+    if width <= 0.0 or MIN_STROKE_WIDTH <= width_in_box <= MAX_STROKE_WIDTH:
+        return digit
+    change = (TARGET_STROKE_WIDTH - width_in_box) / box_scale
+    size = 2 * round(abs(change) / 2) + 1
+    if size < 3:
+        return digit
+    if change > 0:
+        padded = np.pad(digit, size // 2)
+        return _morphology(padded, ImageFilter.MaxFilter(size))
+    thinned = _morphology(digit, ImageFilter.MinFilter(size))
+    return crop_to_ink(thinned) if thinned.any() else digit
+
+
+def scale_to_box(digit: FloatImage, side: int) -> FloatImage:
+    """Resize so that the longest side is ``side`` pixels, keeping the aspect ratio.
+
+    Shrinking averages areas (as MNIST's anti-aliased normalisation did); enlarging interpolates
+    smoothly. A digit already ``side`` pixels long is returned as it is.
+    """
+    height, width = digit.shape
+    longest = max(height, width)
+    if longest == side:
+        return digit
+    scale = side / longest
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resample = Image.Resampling.BOX if longest > side else Image.Resampling.BILINEAR
+    resized = np.asarray(Image.fromarray(digit).resize(size, resample), dtype=np.float32)
+    return np.clip(resized, 0.0, 1.0)
+
+
+def centre_by_mass(digit: FloatImage, side: int) -> FloatImage:
+    """Place ``digit`` on a ``side`` x ``side`` black canvas with its centre of mass at the
+    centre (MNIST's rule), shifted by whole pixels and never pushed past an edge."""
+    height, width = digit.shape
+    total = float(digit.sum())
+    canvas = np.zeros((side, side), dtype=np.float32)
+    if total <= 0.0 or height > side or width > side:
+        raise NoDigitFoundError("no digit found: the image holds no strokes")
+    centre_row = float(digit.sum(axis=1) @ np.arange(height)) / total
+    centre_column = float(digit.sum(axis=0) @ np.arange(width)) / total
+    target = side / 2
+    top = int(np.clip(np.rint(target - centre_row), 0, side - height))
+    left = int(np.clip(np.rint(target - centre_column), 0, side - width))
+    canvas[top : top + height, left : left + width] = digit
+    return canvas
+
+
+def to_uint8(image: FloatImage) -> NDArray[np.uint8]:
+    """[0, 1] floats to MNIST's 0-255 bytes, rounded."""
+    scaled = np.clip(image, 0.0, 1.0) * np.float32(PIXEL_MAX)
+    return np.rint(scaled).astype(np.uint8)
+
+
+def _high_depth_to_unit_range(image: Image.Image) -> FloatImage:
+    """A 16/32-bit integer or float image as float32 in [0, 1].
+
+    16-bit images are divided by 65535; 32-bit integers by 255 when they fit in 8 bits and by
+    65535 otherwise; floats are taken as [0, 1], [0, 255] or [0, 65535] from their maximum.
+    """
+    values = np.asarray(image)
+    pixels = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if values.dtype.kind in "iu" and values.dtype.itemsize == 2:
+        full_scale = 65535.0
+    else:
+        peak = float(pixels.max()) if pixels.size else 0.0
+        if image.mode == "F" and peak <= 1.0:
+            full_scale = 1.0
+        elif peak <= PIXEL_MAX:
+            full_scale = float(PIXEL_MAX)
+        else:
+            full_scale = 65535.0
+    unit: FloatImage = np.clip(pixels * np.float32(1.0 / full_scale), 0.0, 1.0)
+    return unit
+
+
+def _robust_spread(values: NDArray[np.floating]) -> float:
+    """Standard deviation estimated from the median absolute deviation (robust to outliers)."""
+    if values.size == 0:
+        return 0.0
+    deviations = np.abs(values - np.median(values))
+    return float(1.4826 * np.median(deviations))
+
+
+def _border_coordinates(
+    height: int, width: int, ring: int
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Row and column indices of (a regular sample of) the pixels in the border ring."""
+    all_rows = np.arange(height)
+    all_columns = np.arange(width)
+    edge_rows = np.concatenate([all_rows[:ring], all_rows[height - ring :]])
+    edge_columns = np.concatenate([all_columns[:ring], all_columns[width - ring :]])
+    inner_rows = all_rows[ring : height - ring]
+    horizontal = np.meshgrid(edge_rows, all_columns, indexing="ij")
+    vertical = np.meshgrid(inner_rows, edge_columns, indexing="ij")
+    rows = np.concatenate([horizontal[0].ravel(), vertical[0].ravel()])
+    columns = np.concatenate([horizontal[1].ravel(), vertical[1].ravel()])
+    step = max(1, rows.size // MAX_BORDER_SAMPLES)
+    return rows[::step], columns[::step]
+
+
+def _max_pool(image: FloatImage, pool: int) -> FloatImage:
+    """Maximum over ``pool`` x ``pool`` blocks (the image is zero-padded to whole blocks)."""
+    if pool == 1:
+        return image
+    height, width = image.shape
+    padded = np.zeros((-(-height // pool) * pool, -(-width // pool) * pool), dtype=np.float32)
+    padded[:height, :width] = image
+    # Strided slices, one per offset within a block, are much faster than a reduction over a
+    # short trailing axis.
+    columns_pooled = padded[:, 0::pool].copy()
+    for offset in range(1, pool):
+        np.maximum(columns_pooled, padded[:, offset::pool], out=columns_pooled)
+    pooled = columns_pooled[0::pool].copy()
+    for offset in range(1, pool):
+        np.maximum(pooled, columns_pooled[offset::pool], out=pooled)
+    return pooled
+
+
+def _dilate(mask: NDArray[np.bool_], radius: int) -> NDArray[np.bool_]:
+    """Grow a mask by ``radius`` pixels in every direction (a square neighbourhood)."""
+    height, width = mask.shape
+    grown = np.zeros((height + 2 * radius, width + 2 * radius), dtype=bool)
+    for row_shift in range(2 * radius + 1):
+        for column_shift in range(2 * radius + 1):
+            grown[row_shift : row_shift + height, column_shift : column_shift + width] |= mask
+    return grown[radius : radius + height, radius : radius + width]
+
+
+def _morphology(image: FloatImage, operation: ImageFilter.Filter) -> FloatImage:
+    """Apply a Pillow rank filter (max or min) to a float image."""
+    filtered = Image.fromarray(image).filter(operation)
+    return np.asarray(filtered, dtype=np.float32)

