@@ -40,10 +40,15 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFilter
 
+from app.imaging.components import find_runs
 from training.datasets import DigitSet, load_local, load_sample
 
 SEED = 20_241_124
 """The corpus is a pure function of this seed, the split and the count."""
+
+MIN_REDRAW_OVERLAP = 0.65
+"""How closely a digit's skeleton, redrawn at its own stroke width, must cover the digit for
+the digit to be redrawn with a pen (intersection over union)."""
 
 DEFAULT_COUNT = 1000
 DEFAULT_OUTPUT = Path(tempfile.gettempdir()) / "mnist-user-corpus"
@@ -108,25 +113,39 @@ def scan_stroke(crop: FloatArray, height: int, rng: np.random.Generator) -> Floa
     return sharpen_edges(enlarge(crop, height), softness)
 
 
+def stroke_width(mask: NDArray[np.bool_]) -> float:
+    """Typical stroke width of a binary shape in pixels: twice its area over its outline."""
+    padded = np.pad(mask, 1)
+    outline = (padded[1:, :] != padded[:-1, :]).sum() + (padded[:, 1:] != padded[:, :-1]).sum()
+    return float(2 * mask.sum() / max(1, outline))
+
+
+def region_count(mask: NDArray[np.bool_]) -> int:
+    """Number of 8-connected regions of a binary shape."""
+    return find_runs(mask).region_count
+
+
 def morph_stroke(
     crop: FloatArray, height: int, rng: np.random.Generator, *, thicker: bool
 ) -> tuple[FloatArray, str]:
-    """The enlarged digit eroded (thinner strokes) or dilated (thicker strokes)."""
+    """The enlarged digit dilated (thicker strokes, by 30 % to 90 % of their width) or eroded
+    (thinner, by 30 % to 55 %, less if that would break a stroke)."""
     coverage = sharpen_edges(enlarge(crop, height), edge_softness(crop, height, 2.0))
-    stroke_width = 0.1 * height  # MNIST strokes are about a tenth of the digit's height.
-    if thicker:
-        size = 2 * round(stroke_width * rng.uniform(0.4, 1.0) / 2) + 1
-        operation: ImageFilter.Filter = ImageFilter.MaxFilter(size)
-    else:
-        size = 2 * round(stroke_width * rng.uniform(0.3, 0.6) / 2) + 1
-        operation = ImageFilter.MinFilter(size)
-    if size < 3:
-        return coverage, "morph-none"
-    margin = size
-    padded = np.pad(coverage, margin)
-    filtered = np.asarray(Image.fromarray(padded).filter(operation), dtype=np.float32)
-    name = f"morph-{'thick' if thicker else 'thin'}{size}"
-    return filtered, name
+    shape = coverage >= 0.5
+    width = stroke_width(shape)
+    fraction = float(rng.uniform(0.3, 0.9) if thicker else rng.uniform(0.3, 0.55))
+    pieces = region_count(shape)
+    for _ in range(4):
+        size = 2 * round(width * fraction / 2) + 1
+        if size < 3:
+            break
+        operation = ImageFilter.MaxFilter(size) if thicker else ImageFilter.MinFilter(size)
+        padded = np.pad(coverage, size)
+        filtered = np.asarray(Image.fromarray(padded).filter(operation), dtype=np.float32)
+        if thicker or region_count(filtered >= 0.5) <= pieces:
+            return filtered, f"morph-{'thick' if thicker else 'thin'}{size}"
+        fraction /= 2
+    return coverage, "morph-none"
 
 
 def skeleton(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -159,11 +178,25 @@ def skeleton(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
             return image[1:-1, 1:-1].astype(bool)
 
 
-def pen_stroke(crop: FloatArray, height: int, pen_width: float) -> FloatArray:
-    """The digit redrawn along its skeleton with a round pen ``pen_width`` pixels wide."""
+def pen_stroke(crop: FloatArray, height: int, pen_width: float) -> FloatArray | None:
+    """The digit redrawn along its skeleton with a round pen ``pen_width`` pixels wide.
+
+    ``None`` when the skeleton does not represent the digit (a blotted digit whose loops are
+    filled thins to a different shape): redrawn with the digit's own stroke width, it must
+    cover the digit with an intersection over union of at least :data:`MIN_REDRAW_OVERLAP`.
+    """
     detail = 4  # Thin at 4x MNIST resolution so the centre line follows the curves.
     fine = enlarge(crop, crop.shape[0] * detail)
-    centre_line = skeleton(fine >= 0.5)
+    shape = fine >= 0.5
+    centre_line = skeleton(shape)
+    own_width = 2 * round(stroke_width(shape) / 2) + 1
+    redrawn = Image.fromarray(centre_line.astype(np.uint8) * 255).filter(
+        ImageFilter.MaxFilter(max(3, own_width))
+    )
+    redrawn_shape = np.asarray(redrawn) > 0
+    overlap = (redrawn_shape & shape).sum() / max(1, (redrawn_shape | shape).sum())
+    if overlap < MIN_REDRAW_OVERLAP:
+        return None
     scale = height / (crop.shape[0] * detail)
     supersample = 4 if pen_width < 6 else 1
     margin = pen_width / 2 + 2
@@ -230,8 +263,12 @@ def render_stroke(
         elif kind == "pen":
             pen_width = float(height * rng.uniform(0.05, 0.12))
         else:
-            pen_width = float(height * rng.uniform(0.14, 0.22))
-        coverage, name = pen_stroke(crop, height, max(pen_width, 1.0)), f"pen-{kind}"
+            pen_width = float(height * rng.uniform(0.12, 0.17))
+        redrawn = pen_stroke(crop, height, max(pen_width, 1.0))
+        if redrawn is None:
+            coverage, name = scan_stroke(crop, height, rng), "scan"
+        else:
+            coverage, name = redrawn, f"pen-{kind}"
     angle = float(rng.normal(0.0, 5.0))
     return trim(rotate(coverage, angle)), name
 
@@ -341,7 +378,7 @@ def photo(
     pixels = paint(canvas * float(rng.uniform(0.8, 1.0)), paper, ink)
     pixels *= uneven_lighting(canvas.shape, rng)[..., np.newaxis]
     image = to_image(pixels, grey=False)
-    blur = float(rng.uniform(0.0, 0.012)) * digit_height
+    blur = float(rng.uniform(0.0, 0.01)) * digit_height
     if blur > 0.3:
         image = image.filter(ImageFilter.GaussianBlur(blur))
     noise_level = float(rng.uniform(1.0, 6.0))

@@ -7,6 +7,7 @@ and run outside Docker, with the image's paths mapped onto this checkout.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import hashlib
 import importlib.util
@@ -58,9 +59,7 @@ def _dockerfile_instructions(text: str) -> Iterator[tuple[str, str]]:
     logical_line = ""
     for raw_line in text.splitlines():
         stripped = raw_line.strip()
-        if not logical_line and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.startswith("#"):
+        if not stripped or stripped.startswith("#"):
             continue
         if stripped.endswith("\\"):
             logical_line += stripped[:-1] + " "
@@ -473,6 +472,13 @@ def test_readme_tables_match_metrics_and_settings() -> None:
     """The README's results and configuration tables equal models/metrics.json and Settings."""
     readme_tables = _load_readme_tables()
     current = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    assert readme_tables.render_readme(current) == current, (
-        "README.md is stale: run .venv/bin/python scripts/readme_tables.py"
+    expected = readme_tables.render_readme(current)
+    stale_lines = [
+        line
+        for line in difflib.unified_diff(current.splitlines(), expected.splitlines(), lineterm="")
+        if line.startswith(("-", "+")) and not line.startswith(("---", "+++"))
+    ]
+    assert not stale_lines, (
+        "README.md is stale; run .venv/bin/python scripts/readme_tables.py\n"
+        + "\n".join(stale_lines[:20])
     )

@@ -15,7 +15,7 @@ class TrainingProfile:
     name: str
     epochs: int
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     """Adam's initial learning rate; it decays along a cosine to ``final_learning_rate``."""
     final_learning_rate: float = 1e-5
     dropout_rate: float = 0.1
@@ -47,8 +47,20 @@ class TrainingProfile:
 
 
 PROFILES: dict[str, TrainingProfile] = {
-    "full": TrainingProfile(name="full", epochs=30),
-    "fast": TrainingProfile(name="fast", epochs=8),
+    "full": TrainingProfile(name="full", epochs=40),
+    # Fewer epochs converge better with slightly milder distortions.
+    "fast": TrainingProfile(
+        name="fast",
+        epochs=10,
+        augmentation=AugmentationSettings(
+            max_rotation_degrees=8.0, max_scale_change=0.08, max_shift_pixels=1.5
+        ),
+    ),
     "smoke": TrainingProfile(name="smoke", epochs=1),
 }
-"""Profiles selectable with ``--profile``; ``full`` produces the committed model."""
+"""Profiles selectable with ``--profile``; ``full`` produces the committed model.
+
+The values were chosen on the validation split from a handful of runs (30 or 40 epochs, dropout
+0.1 to 0.2, learning rate 1e-3 or 2e-3, two augmentation strengths); they differed by less than
+0.15 percentage points, so the choice matters little.
+"""

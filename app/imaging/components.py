@@ -82,10 +82,33 @@ def find_runs(mask: NDArray[np.bool_]) -> InkRuns:
     return InkRuns(rows, starts, ends, regions.astype(np.intp), int(roots.size))
 
 
-def describe_regions(runs: InkRuns, weights: NDArray[np.float32]) -> list[InkRegion]:
+@dataclass(frozen=True, slots=True)
+class RegionTable:
+    """Mass and bounding box of every region, as arrays indexed by region number."""
+
+    masses: NDArray[np.float64]
+    tops: NDArray[np.intp]
+    lefts: NDArray[np.intp]
+    bottoms: NDArray[np.intp]
+    rights: NDArray[np.intp]
+
+    def __len__(self) -> int:
+        """Number of regions."""
+        return int(self.masses.size)
+
+    def region(self, index: int) -> InkRegion:
+        """Region ``index`` as an :class:`InkRegion`."""
+        return InkRegion(
+            float(self.masses[index]),
+            int(self.tops[index]),
+            int(self.lefts[index]),
+            int(self.bottoms[index]),
+            int(self.rights[index]),
+        )
+
+
+def describe_regions(runs: InkRuns, weights: NDArray[np.float32]) -> RegionTable:
     """Mass (sum of ``weights`` over the region) and bounding box of each region of ``runs``."""
-    if runs.region_count == 0:
-        return []
     row_sums = np.zeros((weights.shape[0], weights.shape[1] + 1), dtype=np.float64)
     np.cumsum(weights, axis=1, out=row_sums[:, 1:])
     run_masses = row_sums[runs.rows, runs.ends] - row_sums[runs.rows, runs.starts]
@@ -99,10 +122,7 @@ def describe_regions(runs: InkRuns, weights: NDArray[np.float32]) -> list[InkReg
     np.minimum.at(lefts, runs.regions, runs.starts)
     np.maximum.at(bottoms, runs.regions, runs.rows + 1)
     np.maximum.at(rights, runs.regions, runs.ends)
-    return [
-        InkRegion(float(masses[i]), int(tops[i]), int(lefts[i]), int(bottoms[i]), int(rights[i]))
-        for i in range(count)
-    ]
+    return RegionTable(masses, tops, lefts, bottoms, rights)
 
 
 def paint_regions(runs: InkRuns, keep: NDArray[np.bool_], shape: tuple[int, int]) -> NDArray[np.bool_]:

@@ -34,6 +34,7 @@ const elements = {
   clearButton: document.getElementById("clear"),
   fileInput: document.getElementById("file"),
   result: document.getElementById("result"),
+  chart: document.getElementById("chart"),
   digit: document.getElementById("digit"),
   confidence: document.getElementById("confidence"),
   seenFigure: document.getElementById("seen-figure"),
@@ -115,8 +116,10 @@ function resetBars() {
 // The result panel.
 
 function setState(state) {
-  elements.result.dataset.state = state;
-  elements.result.setAttribute("aria-busy", state === "pending" ? "true" : "false");
+  for (const section of [elements.result, elements.chart]) {
+    section.dataset.state = state;
+    section.setAttribute("aria-busy", state === "pending" ? "true" : "false");
+  }
 }
 
 function showIdle(message) {
@@ -387,8 +390,11 @@ async function showUploadOnPad(file) {
     const scale = Math.min(side / bitmap.width, side / bitmap.height);
     const width = bitmap.width * scale;
     const height = bitmap.height * scale;
+    // Small images (an MNIST digit, say) are shown with crisp pixels rather than blurred.
+    context.imageSmoothingEnabled = scale < 4;
     context.drawImage(bitmap, (side - width) / 2, (side - height) / 2, width, height);
     bitmap.close();
+    context.imageSmoothingEnabled = true;
   } catch {
     // The browser cannot show this format (TIFF, say); the service may still read it.
   }

@@ -415,7 +415,7 @@ def test_phone_width_fits_the_screen_and_draws_by_touch(phone_page: Any, tmp_pat
             };
         }"""
     )
-    assert layout["viewport"] == 375
+    assert layout["viewport"] == phone_page.viewport_size["width"] <= 400
     assert layout["pageWidth"] <= layout["viewport"], "the page scrolls sideways"
     left, right, width, height = layout["pad"]
     assert left >= 0 and right <= layout["viewport"]
@@ -430,4 +430,8 @@ def test_phone_width_fits_the_screen_and_draws_by_touch(phone_page: Any, tmp_pat
     assert shown_digit(phone_page) == "1"
     assert sum(shown_percentages(phone_page)) == pytest.approx(100.0, abs=0.6)
     assert phone_page.evaluate("() => window.scrollY") == 0, "drawing scrolled the page"
+    # The answer is in sight without scrolling, next to the pad one draws on.
+    digit_box = phone_page.locator("#digit").bounding_box()
+    assert digit_box is not None and 0 <= digit_box["y"]
+    assert digit_box["y"] + digit_box["height"] <= phone_page.viewport_size["height"]
     save_screenshot(phone_page, tmp_path / "phone.png")

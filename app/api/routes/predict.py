@@ -55,7 +55,8 @@ _PNG_IHDR_END: Final = 24
 _INLINE_MAX_BYTES: Final = 64 * 1024
 
 _BINARY_SCHEMA: Final = {"type": "string", "contentMediaType": "application/octet-stream"}
-_RAW_IMAGE_TYPES: Final = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp")
+# The raw-body types listed in the docs; any image/* type (and application/octet-stream) works.
+_RAW_IMAGE_TYPES: Final = ("image/png", "image/jpeg", "image/webp", "application/octet-stream")
 
 _PREDICT_REQUEST_BODY: Final[dict[str, Any]] = {
     "required": True,
@@ -114,6 +115,7 @@ _BATCH_REQUEST_BODY: Final[dict[str, Any]] = {
                 "properties": {
                     FILE_FIELD: {
                         "type": "array",
+                        "minItems": 1,
                         "items": _BINARY_SCHEMA,
                         "description": "The image files, answered in this order.",
                     }
@@ -187,7 +189,7 @@ _BATCH_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 
-def _runs_inline(data: bytes, settings: Settings) -> bool:
+def classifies_inline(data: bytes, settings: Settings) -> bool:
     """Whether the upload is a PNG small enough to classify on the event loop.
 
     Looks only at the PNG header (width and height in the IHDR chunk), so a tiny file that
@@ -202,8 +204,8 @@ def _runs_inline(data: bytes, settings: Settings) -> bool:
 
 
 async def _classify_one(data: bytes, model: ServingModel, settings: Settings) -> DigitPrediction:
-    """Classify one upload inline or in the threadpool, as :func:`_runs_inline` decides."""
-    if _runs_inline(data, settings):
+    """Classify one upload inline or in the threadpool, as :func:`classifies_inline` decides."""
+    if classifies_inline(data, settings):
         return classify_upload(data, model=model, max_pixels=settings.MAX_IMAGE_PIXELS)
     return await run_in_threadpool(
         classify_upload, data, model=model, max_pixels=settings.MAX_IMAGE_PIXELS
