@@ -117,7 +117,9 @@ def validate_digit_set(
         raise DatasetError(f"{name}: labels have dtype {labels.dtype}, expected whole numbers")
     if labels.min() < 0 or labels.max() >= NUM_CLASSES:
         raise DatasetError(f"{name}: labels must be digits 0-{NUM_CLASSES - 1}")
-    return DigitSet(images=images.astype(np.uint8), labels=labels.astype(np.uint8))
+    return DigitSet(
+        images=images.astype(np.uint8, copy=False), labels=labels.astype(np.uint8, copy=False)
+    )
 
 
 def _find_idx_file(folder: Path, stem: str) -> Path:

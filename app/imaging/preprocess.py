@@ -91,6 +91,9 @@ STROKE_MATCHING_SIDE = 4 * DIGIT_BOX_SIDE
 """Stroke widths are matched on the digit shrunk to at most this longest side, so that the
 morphological filters stay small and fast."""
 
+CROP_LEVEL = 0.0
+"""The digit's box is drawn around ink above this level."""
+
 SHRINK_FILTER = Image.Resampling.BOX
 ENLARGE_FILTER = Image.Resampling.BILINEAR
 """Resampling filters of :func:`scale_to_box`: area averaging to shrink (as MNIST's
@@ -133,7 +136,7 @@ def to_mnist_digit(image: Image.Image) -> NDArray[np.uint8]:
     region = detail_region(ink.shape, standard.size, crop_box(ink))
     if region is not None:
         ink = extract_clean_ink(reduce_to_working_size(standard.crop(region)))
-    digit = crop_to_ink(ink)
+    digit = crop_to_ink(ink, CROP_LEVEL)
     digit = shrink_for_stroke_matching(digit)
     digit = match_stroke_width(digit)
     digit = scale_to_box(digit, DIGIT_BOX_SIDE)
@@ -411,21 +414,22 @@ def suppress_specks(ink: FloatImage, threshold: float) -> FloatImage:
     return cleaned
 
 
-def crop_box(ink: FloatImage) -> tuple[int, int, int, int]:
-    """The box (top, left, bottom, right; ends exclusive) around all non-zero ink.
+def crop_box(ink: FloatImage, level: float = 0.0) -> tuple[int, int, int, int]:
+    """The box (top, left, bottom, right; ends exclusive) around all ink above ``level``.
 
-    Raises :class:`~app.errors.NoDigitFoundError` when there is no ink at all.
+    Raises :class:`~app.errors.NoDigitFoundError` when there is no such ink.
     """
-    rows = np.flatnonzero(ink.any(axis=1))
-    columns = np.flatnonzero(ink.any(axis=0))
+    above = ink > np.float32(level)
+    rows = np.flatnonzero(above.any(axis=1))
+    columns = np.flatnonzero(above.any(axis=0))
     if rows.size == 0:
         raise NoDigitFoundError("no digit found: the image holds no strokes")
     return int(rows[0]), int(columns[0]), int(rows[-1]) + 1, int(columns[-1]) + 1
 
 
-def crop_to_ink(ink: FloatImage) -> FloatImage:
-    """The smallest rectangle holding all non-zero ink (see :func:`crop_box`)."""
-    top, left, bottom, right = crop_box(ink)
+def crop_to_ink(ink: FloatImage, level: float = 0.0) -> FloatImage:
+    """The smallest rectangle holding all ink above ``level`` (see :func:`crop_box`)."""
+    top, left, bottom, right = crop_box(ink, level)
     return ink[top:bottom, left:right]
 
 
