@@ -489,7 +489,8 @@ def match_stroke_width(digit: FloatImage) -> FloatImage:
     width_in_box = width * box_scale
     if width <= 0.0 or MIN_STROKE_WIDTH <= width_in_box <= MAX_STROKE_WIDTH:
         return digit
-    change = (TARGET_STROKE_WIDTH - width_in_box) / box_scale
+    goal = TARGET_STROKE_WIDTH if width_in_box < MIN_STROKE_WIDTH else MAX_STROKE_WIDTH
+    change = (goal - width_in_box) / box_scale
     size = 2 * round(abs(change) / 2) + 1
     if size < 3:
         return digit
