@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.config
-import os
 import sys
 from collections.abc import Sequence
-from typing import Final
 
 import uvicorn
 from pydantic import ValidationError
@@ -24,14 +22,11 @@ from pydantic import ValidationError
 from app.core.config import Settings, get_settings
 from app.core.logging import build_log_config
 from app.errors import ModelLoadError
+from app.inference.self_test import run_self_test
+from app.inference.serving_model import load_serving_model
 
 APP_FACTORY = "app.main:create_app"
 
-# Each request's matrix products are tiny; a multi-threaded BLAS only adds contention between
-# requests and workers (a batch of 64 took 0.3 ms single-threaded and up to 90 ms with OpenBLAS
-# threads on the 2 busy cores here). Set before numpy is first imported, in this process and so
-# in the workers it spawns; an explicit setting in the environment wins.
-_SINGLE_THREADED_MATH: Final = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 EXIT_INVALID_SETTINGS = 2
 EXIT_MODEL_UNAVAILABLE = 1
@@ -69,10 +64,6 @@ def _read_settings() -> Settings | None:
 
 def _model_loads(settings: Settings) -> bool:
     """Load and self-test the model once in this process; log why not and return False."""
-    # Imported here, after main() has limited the math threads, since they import numpy.
-    from app.inference.self_test import run_self_test
-    from app.inference.serving_model import load_serving_model
-
     try:
         run_self_test(load_serving_model(settings.MODEL_DIR), max_pixels=settings.MAX_IMAGE_PIXELS)
     except ModelLoadError as error:
@@ -83,8 +74,6 @@ def _model_loads(settings: Settings) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until it is stopped; return the process exit status."""
-    for variable in _SINGLE_THREADED_MATH:
-        os.environ.setdefault(variable, "1")
     arguments = _parse_arguments(argv)
     settings = _read_settings()
     if settings is None:

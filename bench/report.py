@@ -58,6 +58,23 @@ def _ratio(numerator: dict[str, Any] | None, denominator: dict[str, Any] | None)
     return round(float(numerator["requests_per_s"]) / float(denominator["requests_per_s"]), 3)
 
 
+def server_cpu_us_per_request(point: dict[str, Any]) -> float | None:
+    """Server CPU time per request in microseconds: its cost, whatever else the machine ran."""
+    if not point["requests"]:
+        return None
+    cpu_s = float(point["server_cpu_percent"]) / 100.0 * float(point["duration_s"])
+    return round(cpu_s / int(point["requests"]) * 1e6, 1)
+
+
+def _cpu_ratio(ours: dict[str, Any] | None, ceiling: dict[str, Any] | None) -> float | None:
+    """How many times the ceiling's CPU per request ours spends (1.0 = as cheap)."""
+    ours_cost = server_cpu_us_per_request(ours) if ours else None
+    ceiling_cost = server_cpu_us_per_request(ceiling) if ceiling else None
+    if ours_cost is None or not ceiling_cost:
+        return None
+    return round(ours_cost / ceiling_cost, 3)
+
+
 def _at_least(value: float | None, goal: float) -> bool | None:
     return None if value is None else value >= goal
 
@@ -91,6 +108,12 @@ def compute_targets(document: dict[str, Any]) -> list[Target]:
             vs_ceiling,
             ">= 0.85",
             _at_least(vs_ceiling, 0.85),
+        ),
+        Target(
+            "ours / ceiling server CPU per request, 28x28 PNG multipart, c=16",
+            _cpu_ratio(ours, ceiling),
+            "reported (<= 1 / 0.85 = 1.18 when CPU-bound)",
+            None,
         ),
         Target(
             "ours / naive req/s, 28x28 PNG multipart, c=16",
@@ -249,8 +272,9 @@ def render_markdown(document: dict[str, Any], targets: Sequence[Target]) -> str:
         "## Results",
         "",
         "| service | image | upload | c | req/s | images/s | p50 ms | p99 ms | errors "
-        "| peak RSS MiB | server CPU % | wrk CPU % | other CPU % |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| peak RSS MiB | server CPU % | server CPU µs/req | wrk CPU % | other CPU % |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
     ]
     for point in document["results"]:
         latency = point["latency_ms"]
@@ -260,6 +284,7 @@ def render_markdown(document: dict[str, Any], targets: Sequence[Target]) -> str:
             f"| {_number(point['images_per_s'])} | {_number(latency.get('p50'), 2)} "
             f"| {_number(latency.get('p99'), 2)} | {point['errors']} "
             f"| {_number(point['peak_rss_mib'])} | {_number(point['server_cpu_percent'], 0)} "
+            f"| {_number(server_cpu_us_per_request(point), 0)} "
             f"| {_number(point['client_cpu_percent'], 0)} "
             f"| {_number(point['other_cpu_percent'], 0)} |"
         )
@@ -279,7 +304,9 @@ def render_markdown(document: dict[str, Any], targets: Sequence[Target]) -> str:
         "while the point ran; per service, *total* is the sum of every process's VmHWM "
         "(supervisor, workers, helpers) and *per worker* the largest worker's VmHWM.",
         "- **CPU %** is CPU time per wall-clock second (100 = one core): the server's processes, "
-        "wrk itself, and everything else on the machine (*other*: other jobs skew the point).",
+        "wrk itself, and everything else on the machine (*other*: other jobs skew the point). "
+        "**Server CPU µs/req** is the server's CPU time divided by the requests it answered: "
+        "its cost per request, which other jobs on the machine barely change.",
         "- *ceiling* reads the multipart upload in FastAPI and answers a constant JSON: no "
         "decoding, no model. *naive* is `model.predict` per request in `async def` after "
         "`convert('L').resize((28, 28))`. Batch images/s = req/s x images per request.",

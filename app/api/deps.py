@@ -1,10 +1,11 @@
 """Dependencies of the route handlers: the settings and the loaded model, from ``app.state``.
 
-The ``Annotated`` aliases serve the ordinary endpoints, and a test can replace them with
-``app.dependency_overrides[get_serving_model] = ...``. The two prediction endpoints call
+The ``Annotated`` alias ``ModelDep`` serves the ordinary endpoints, and a test can replace it
+with ``app.dependency_overrides[get_serving_model] = ...``. The two prediction endpoints call
 :func:`serving_model_of` and :func:`settings_of` directly instead: FastAPI's dependency solving
-costs about 7 µs of CPU per dependency per request (measured on this machine), which is 7 % of
-the whole budget of a small ``/predict``. A test swaps their model by setting ``app.state.model``.
+costs about 7 µs of CPU per dependency per request (measured on this machine: 113 µs per small
+request with the two, 98 µs without), about as much as the network's whole forward pass.
+A test swaps their model by setting ``app.state.model``.
 """
 
 from __future__ import annotations
@@ -32,15 +33,9 @@ def serving_model_of(request: Request) -> ServingModel:
     return model
 
 
-async def get_app_settings(request: Request) -> Settings:
-    """Dependency: :func:`settings_of`. Async, so FastAPI calls it on the event loop."""
-    return settings_of(request)
-
-
 async def get_serving_model(request: Request) -> ServingModel:
     """Dependency: :func:`serving_model_of`. Async, so FastAPI calls it on the event loop."""
     return serving_model_of(request)
 
 
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ModelDep = Annotated[ServingModel, Depends(get_serving_model)]

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.errors import ModelLoadError
+from app.inference.dense_network import use_single_threaded_blas
 from app.inference.self_test import run_self_test
 from app.inference.serving_model import load_serving_model
 
@@ -29,6 +30,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     settings: Settings = app.state.settings
     app.state.ready = False
+    use_single_threaded_blas()
     try:
         model = load_serving_model(settings.MODEL_DIR)
         run_self_test(model, max_pixels=settings.MAX_IMAGE_PIXELS)

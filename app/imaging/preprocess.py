@@ -94,6 +94,9 @@ morphological filters stay small and fast."""
 CROP_LEVEL = 0.0
 """The digit's box is drawn around ink above this level."""
 
+HAIRLINE_GAIN = 2.0
+"""Before a hairline is widened, its ink is multiplied by this (and capped at 1)."""
+
 SHRINK_FILTER = Image.Resampling.BOX
 ENLARGE_FILTER = Image.Resampling.BILINEAR
 """Resampling filters of :func:`scale_to_box`: area averaging to shrink (as MNIST's
@@ -105,7 +108,7 @@ TARGET_STROKE_WIDTH = 2.1
 95th percentile 3.36, 99th 4.15)."""
 
 MIN_STROKE_WIDTH = 1.35
-MAX_STROKE_WIDTH = 3.4
+MAX_STROKE_WIDTH = 4.5
 """Strokes that would come out thinner or thicker than this in the 20-pixel box (MNIST's 5th
 and 95th percentiles) are brought to :data:`TARGET_STROKE_WIDTH`: a 2-pixel pen line on a
 900-pixel canvas, a fat marker."""
@@ -495,8 +498,10 @@ def match_stroke_width(digit: FloatImage) -> FloatImage:
     if size < 3:
         return digit
     if change > 0:
-        padded = np.pad(digit, size // 2)
-        return _morphology(padded, ImageFilter.MaxFilter(size))
+        # A hairline's intensity varies along it with how it fell on the pixel grid; made solid
+        # before it is widened, it does not turn into a chain of blocks.
+        solid = np.minimum(digit * np.float32(HAIRLINE_GAIN), np.float32(1.0))
+        return _morphology(np.pad(solid, size // 2), ImageFilter.MaxFilter(size))
     thinned = _morphology(digit, ImageFilter.MinFilter(size))
     return crop_to_ink(thinned) if thinned.any() else digit
 

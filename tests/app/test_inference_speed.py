@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from app.inference.dense_network import DenseNetwork
+from app.inference.dense_network import DenseNetwork, use_single_threaded_blas
 from app.inference.keras_archive import read_keras_archive
 from app.inference.serving_model import MODEL_FILENAME
 from app.model_input import to_model_input
@@ -35,6 +35,7 @@ def test_forward_pass_takes_at_most_100_microseconds_per_image(
     mnist_sample: tuple[NDArray[np.uint8], NDArray[np.int64]],
     batch_size: int,
 ) -> None:
+    use_single_threaded_blas()  # as the service's lifespan does
     network = DenseNetwork.from_archive(read_keras_archive(committed_model_dir / MODEL_FILENAME))
     images, _ = mnist_sample
     inputs = to_model_input(images[:batch_size])
