@@ -4,7 +4,8 @@
     HOST=0.0.0.0 WEB_CONCURRENCY=2 mnist-serve
     mnist-serve --port 9000
 
-Exit status: 0 after a normal shutdown, 2 for invalid settings, 1 (or uvicorn's 3) when the
+Exit status: 0 after a normal shutdown (SIGTERM or Ctrl-C: in-flight requests are answered
+first, for up to SHUTDOWN_TIMEOUT_SECONDS), 2 for invalid settings, 1 (or uvicorn's 3) when the
 model cannot be loaded, with one log line saying why.
 """
 
@@ -13,13 +14,16 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.config
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
 
 from app.core.config import Settings, get_settings
+from app.core.http_protocol import HTTP_PROTOCOL
 from app.core.logging import build_log_config
 from app.errors import ModelLoadError
 from app.inference.self_test import run_self_test
@@ -28,6 +32,7 @@ from app.inference.serving_model import load_serving_model
 APP_FACTORY = "app.main:create_app"
 
 
+EXIT_OK = 0
 EXIT_INVALID_SETTINGS = 2
 EXIT_MODEL_UNAVAILABLE = 1
 
@@ -72,6 +77,18 @@ def _model_loads(settings: Settings) -> bool:
     return True
 
 
+def _exit_on_sigterm(signal_number: int, frame: FrameType | None) -> None:
+    """SIGTERM outside uvicorn's own handler: stop with status 0.
+
+    While it serves, uvicorn handles SIGTERM itself: it stops accepting connections, lets the
+    requests in flight finish, runs the lifespan shutdown, then restores this handler and
+    raises the signal again so that its caller sees it. Without this handler that second
+    signal kills the process (status -15, or 143 in a shell), which process managers report
+    as a failure even though the drain was complete. Before uvicorn starts, it ends start-up.
+    """
+    raise SystemExit(EXIT_OK)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until it is stopped; return the process exit status."""
     arguments = _parse_arguments(argv)
@@ -85,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # checking the model here first turns a bad model into a clear non-zero exit.
     if workers > 1 and not _model_loads(settings):
         return EXIT_MODEL_UNAVAILABLE
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -92,13 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=arguments.port or settings.PORT,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # Uvicorn's httptools protocol plus limits on the time and size of a request's head.
+        http=HTTP_PROTOCOL,
+        ws="none",
         lifespan="on",
         log_config=log_config,
         access_log=settings.LOG_ACCESS,
         server_header=False,
+        timeout_graceful_shutdown=settings.SHUTDOWN_TIMEOUT_SECONDS,
     )
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

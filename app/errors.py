@@ -84,6 +84,32 @@ class TooManyFilesError(InputError):
     code = "too_many_files"
 
 
+class RequestTimeoutError(InputError):
+    """The request body did not arrive within ``REQUEST_BODY_TIMEOUT_SECONDS`` (a slow client)."""
+
+    status_code = 408
+    code = "request_timeout"
+
+
+class AuthenticationError(InputError):
+    """A protected endpoint was called without the right ``X-API-Key`` (when ``API_KEY`` is set)."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class ServiceBusyError(DigitServiceError):
+    """Every slot for decoding large images stayed taken for ``DECODE_WAIT_SECONDS``: try again
+    shortly (the response carries ``Retry-After``)."""
+
+    status_code = 503
+    code = "server_busy"
+
+    def __init__(self, message: str, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class ModelLoadError(DigitServiceError):
     """The model file is missing, unreadable or not the expected architecture. Raised at
     start-up; the service refuses to start."""

@@ -10,14 +10,19 @@ from fastapi import FastAPI
 from app.api.errors import install_error_handlers
 from app.api.lifespan import lifespan
 from app.api.middleware import RequestBodyLimitMiddleware, StartupFailureMessageMiddleware
+from app.api.request_id import RequestIdMiddleware
 from app.api.routes import health, metrics, model, page, predict
+from app.api.security import ApiKeyMiddleware, document_api_key, install_cors
+from app.api.timeouts import RequestBodyTimeoutMiddleware
 from app.core.config import Settings, get_settings
+from app.imaging.decode_gate import DecodeGate
 
 DESCRIPTION = """\
 Recognises a handwritten digit in an image: a photo, a scan, a canvas drawing or an MNIST
 digit, in any size, polarity or format Pillow reads. The image is turned into what MNIST looks
 like (28 x 28, white ink on black, centred by mass) and classified by a dense network trained
-on MNIST. Errors are JSON: `{"error": {"code": "...", "message": "..."}}`.
+on MNIST. Errors are JSON: `{"error": {"code": "...", "message": "...", "request_id": "..."}}`;
+every response carries its request ID in the `X-Request-ID` header.
 """
 
 
@@ -31,9 +36,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.decode_gate = DecodeGate(
+        max_concurrent=settings.MAX_CONCURRENT_DECODES, wait_seconds=settings.DECODE_WAIT_SECONDS
+    )
     install_error_handlers(app)
+    # Middleware, innermost first (each add_middleware wraps the ones added before it): the API
+    # key is checked inside the body limits, so a refused body is bounded; CORS sits outside
+    # them, so a browser can read their errors; every response gets its request ID.
+    if settings.API_KEY is not None:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.API_KEY.get_secret_value())
+        document_api_key(app)
+    app.add_middleware(
+        RequestBodyTimeoutMiddleware, timeout_seconds=settings.REQUEST_BODY_TIMEOUT_SECONDS
+    )
     app.add_middleware(RequestBodyLimitMiddleware, max_body_bytes=settings.MAX_UPLOAD_BYTES)
+    install_cors(app, settings.CORS_ALLOW_ORIGINS)
     app.add_middleware(StartupFailureMessageMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     for router in (predict.router, metrics.router, model.router, health.router, page.router):
         app.include_router(router)
     return app

@@ -13,8 +13,8 @@ Each image is one MNIST digit, redrawn and photographed in a seeded random way:
   JPEG at quality 40 to 95);
 * sometimes a stray dot away from the digit.
 
-Images and ``labels.csv`` (file, digit, split, index in that split, description) go into a folder given on
-the command line, outside the repository by default; they are never committed.
+Images and ``labels.csv`` (file, digit, split, index in that split, description) go into a
+folder given on the command line, outside the repository by default; they are never committed.
 
     python -m bench.user_corpus /tmp/mnist-user-corpus            # 1,000 images, MNIST_DATA
     python -m bench.user_corpus /tmp/corpus --count 2000
@@ -98,7 +98,8 @@ def enlarge(crop: FloatArray, height: int) -> FloatArray:
 def sharpen_edges(coverage: FloatArray, softness: float) -> FloatArray:
     """Turn a blurry enlargement into ink with crisp edges (``softness`` 0 = hard, 0.5 = as is)."""
     low, high = 0.5 - softness, 0.5 + softness
-    return np.clip((coverage - low) / (high - low), 0.0, 1.0)
+    sharpened: FloatArray = np.clip((coverage - low) / (high - low), 0.0, 1.0)
+    return sharpened
 
 
 def edge_softness(crop: FloatArray, height: int, edge_pixels: float) -> float:
@@ -506,9 +507,7 @@ def generate(
         image, suffix, description = render(digits.images[index], image_rng)
         file_name = f"{number:05d}.{suffix}"
         description += save(image, output / file_name, image_rng)
-        written.append(
-            CorpusImage(file_name, int(digits.labels[index]), split, index, description)
-        )
+        written.append(CorpusImage(file_name, int(digits.labels[index]), split, index, description))
     with (output / LABELS_FILE).open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "digit", "split", "source_index", "description"])

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 
 from app.core.config import Settings
 from app.errors import ModelLoadError
+from app.imaging.decode_gate import DecodeGate
 from app.inference.serving_model import ServingModel
 
 
@@ -23,6 +24,12 @@ def settings_of(request: Request) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+def decode_gate_of(request: Request) -> DecodeGate | None:
+    """The app's bound on concurrent large decodes (``MAX_CONCURRENT_DECODES``), if it has one."""
+    gate: DecodeGate | None = getattr(request.app.state, "decode_gate", None)
+    return gate
 
 
 def serving_model_of(request: Request) -> ServingModel:

@@ -1,4 +1,6 @@
-"""Every error the API returns is JSON ``{"error": {"code": "...", "message": "..."}}``.
+"""Every error the API returns is JSON ``{"error": {"code": "...", "message": "...",
+"request_id": "..."}}`` (the ID also in the ``X-Request-ID`` header; see
+:mod:`app.api.request_id`).
 
 The handlers here map, once for the whole app, the service's own exceptions
 (:mod:`app.errors`), FastAPI's request validation errors, Starlette's HTTP exceptions (404, 405,
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 
 import orjson
 from fastapi import FastAPI, Request
@@ -20,8 +22,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import Send
 
-from app.errors import DigitServiceError, InputError, PayloadTooLargeError
+from app.core.request_context import current_request_id
+from app.errors import (
+    AuthenticationError,
+    DigitServiceError,
+    InputError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    ServiceBusyError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +42,45 @@ JSON_MEDIA_TYPE: Final = "application/json"
 _CLIENT_CLOSED_REQUEST: Final = 499
 
 
+API_KEY_CHALLENGE: Final = 'ApiKey header="X-API-Key"'
+"""The ``WWW-Authenticate`` value of a 401: the key goes in the ``X-API-Key`` header."""
+
+
 def error_body(code: str, message: str) -> bytes:
-    """The JSON bytes of an error response."""
-    return orjson.dumps({"error": {"code": code, "message": message}})
+    """The JSON bytes of an error response, with the current request's ID when there is one."""
+    detail: dict[str, Any] = {"code": code, "message": message}
+    request_id = current_request_id()
+    if request_id is not None:
+        detail["request_id"] = request_id
+    return orjson.dumps({"error": detail})
+
+
+def error_headers(error: DigitServiceError) -> dict[str, str]:
+    """The response headers an error needs besides the content type.
+
+    Errors that leave the request body unread close the connection, which stops the server
+    from reading (and discarding) the rest; a 401 names the expected credentials; a 503 for a
+    busy server says when to try again.
+    """
+    if isinstance(error, PayloadTooLargeError | RequestTimeoutError):
+        return {"Connection": "close"}
+    if isinstance(error, AuthenticationError):
+        return {"WWW-Authenticate": API_KEY_CHALLENGE}
+    if isinstance(error, ServiceBusyError):
+        return {"Retry-After": str(error.retry_after_seconds)}
+    return {}
+
+
+async def send_error(send: Send, error: DigitServiceError) -> None:
+    """Answer a request straight from ASGI middleware with ``error``'s status and JSON body."""
+    body = error_body(error.code, error.message)
+    headers = [
+        (b"content-type", JSON_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in error_headers(error).items()),
+    ]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_response(
@@ -59,19 +106,16 @@ def _status_code_name(status_code: int) -> str:
 async def handle_service_error(request: Request, error: Exception) -> Response:
     """The service's own exceptions: their status, code and message.
 
-    Only input errors describe the request; other service errors (a model that failed to
-    load, say) answer with a generic message, since theirs may name server-side files.
+    Only input errors and a busy server describe the situation; other service errors (a model
+    that failed to load, say) answer with a generic message, since theirs may name server-side
+    files.
     """
     if not isinstance(error, DigitServiceError):  # pragma: no cover - registration guarantees it
         raise error
-    if isinstance(error, PayloadTooLargeError):
-        # The rest of the body is still on its way; closing the connection stops the server
-        # from reading (and discarding) it.
+    if isinstance(error, InputError | ServiceBusyError):
         return error_response(
-            error.status_code, error.code, error.message, headers={"Connection": "close"}
+            error.status_code, error.code, error.message, headers=error_headers(error)
         )
-    if isinstance(error, InputError):
-        return error_response(error.status_code, error.code, error.message)
     logger.error("service error on %s %s: %s", request.method, request.url.path, error.message)
     return error_response(error.status_code, error.code, "the model is not available")
 
@@ -108,8 +152,14 @@ async def handle_client_disconnect(request: Request, error: Exception) -> Respon
 
 
 async def handle_unexpected_error(request: Request, error: Exception) -> Response:
-    """Any other exception: a 500 with a fixed message. The server logs the traceback."""
-    return error_response(500, "internal_error", "internal server error")
+    """Any other exception: a 500 with a fixed message. The server logs the traceback.
+
+    Starlette sends this response from outside every user middleware, so it carries the
+    request ID header itself.
+    """
+    request_id = current_request_id()
+    headers = {"X-Request-ID": request_id} if request_id is not None else None
+    return error_response(500, "internal_error", "internal server error", headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -10,7 +10,7 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import JSON_MEDIA_TYPE, error_body
+from app.api.errors import send_error
 from app.errors import PayloadTooLargeError
 
 _CONTENT_LENGTH: Final = b"content-length"
@@ -43,7 +43,7 @@ class RequestBodyLimitMiddleware:
         declared_length = _declared_content_length(scope)
         if declared_length is not None:
             if declared_length > self.max_body_bytes:
-                await _send_error(send, self._too_large())
+                await send_error(send, self._too_large())
                 return
             await self.app(scope, receive, send)
             return
@@ -73,7 +73,7 @@ class RequestBodyLimitMiddleware:
             # a route); inside a route the app's own handler has already sent this 413.
             if response_started:
                 raise
-            await _send_error(send, error)
+            await send_error(send, error)
 
 
 def _declared_content_length(scope: Scope) -> int | None:
@@ -87,23 +87,6 @@ def _declared_content_length(scope: Scope) -> int | None:
                 # one that slipped through as absent, so the body is counted instead.
                 return None
     return None
-
-
-async def _send_error(send: Send, error: PayloadTooLargeError) -> None:
-    """Answer the request with the error's status and JSON body, closing the connection."""
-    body = error_body(error.code, error.message)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status_code,
-            "headers": [
-                (b"content-type", JSON_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class StartupFailureMessageMiddleware:

@@ -50,6 +50,13 @@ class ErrorDetail(BaseModel):
 
     code: str = Field(description="Stable identifier, e.g. `invalid_image`.")
     message: str = Field(description="What was wrong with the request, in words.")
+    request_id: str | None = Field(
+        default=None,
+        description=(
+            "ID of the request (also in the `X-Request-ID` response header and the server's "
+            "log); absent on the per-file errors of a batch."
+        ),
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -62,6 +69,7 @@ class ErrorResponse(BaseModel):
                     "error": {
                         "code": "invalid_image",
                         "message": "the upload is not a decodable image (or it is truncated)",
+                        "request_id": "3f9a0c41d2b7e8a65c0d14f2b9e3a7c6",
                     }
                 }
             ]

@@ -8,16 +8,23 @@ when the settings are built, that is at start-up, never at the first request::
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB: Final = 1024 * 1024
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+
+MIN_API_KEY_LENGTH: Final = 16
+"""An API key shorter than this is refused: it could be guessed."""
+
+# A browser origin: scheme, host and optional port, nothing after (no path, no trailing slash).
+_ORIGIN_PATTERN: Final = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 
 
 class Settings(BaseSettings):
@@ -62,6 +69,53 @@ class Settings(BaseSettings):
     )
     LOG_LEVEL: LogLevel = Field(default="INFO", description="Level of the service's log lines.")
     LOG_ACCESS: bool = Field(default=False, description="Log one line per request.")
+    API_KEY: SecretStr | None = Field(
+        default=None,
+        description=(
+            "When set, POST /predict and /predict/batch need this key in the `X-API-Key` header "
+            f"(401 otherwise); at least {MIN_API_KEY_LENGTH} characters. Health, metrics, model "
+            "and the page stay open."
+        ),
+    )
+    CORS_ALLOW_ORIGINS: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated browser origins allowed to call the API from another site "
+            "(e.g. `https://a.example,https://b.example`, or `*`). Empty: CORS is off."
+        ),
+    )
+    MAX_CONCURRENT_DECODES: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=2,
+        description=(
+            "Large images (over 4,000,000 pixels, JPEG excepted) decoded at once per worker; "
+            "each can cost hundreds of MB. Small images are never held back."
+        ),
+    )
+    DECODE_WAIT_SECONDS: Annotated[float, Field(ge=0, le=60)] = Field(
+        default=2.0,
+        description=(
+            "How long a large image waits for a decode slot before the request is answered "
+            "503 with `Retry-After`."
+        ),
+    )
+    REQUEST_HEADER_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0,
+        description=(
+            "A connection must deliver a request's headers within this time (408 and close "
+            "otherwise; slowloris guard of `mnist-serve`)."
+        ),
+    )
+    REQUEST_BODY_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0,
+        description="A request body must arrive in full within this time (408 otherwise).",
+    )
+    SHUTDOWN_TIMEOUT_SECONDS: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=20,
+        description=(
+            "On SIGTERM, in-flight requests get this long to finish before they are cancelled "
+            "(keep it under the orchestrator's grace period, 30 s in Kubernetes)."
+        ),
+    )
 
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod
@@ -75,6 +129,40 @@ class Settings(BaseSettings):
         """Refuse a path that names a file: MODEL_DIR is the folder holding the model."""
         if value.is_file():
             raise ValueError(f"MODEL_DIR must be a folder, and {value.name!r} is a file")
+        return value
+
+    @field_validator("API_KEY")
+    @classmethod
+    def _api_key_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refuse a short key; an empty one means no key."""
+        if value is None or not value.get_secret_value():
+            return None
+        key = value.get_secret_value()
+        if len(key) < MIN_API_KEY_LENGTH:
+            raise ValueError(f"API_KEY must be at least {MIN_API_KEY_LENGTH} characters long")
+        if not key.isascii() or not key.isprintable() or key.strip() != key:
+            raise ValueError("API_KEY must be printable ASCII without surrounding spaces")
+        return value
+
+    @field_validator("CORS_ALLOW_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """Read ``a,b`` (the environment's form) as a list; drop empty entries."""
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("CORS_ALLOW_ORIGINS")
+    @classmethod
+    def _origins_well_formed(cls, value: list[str]) -> list[str]:
+        """Each origin is ``*`` or ``http(s)://host[:port]``, and ``*`` stands alone."""
+        for origin in value:
+            if origin != "*" and not _ORIGIN_PATTERN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port], no path or slash"
+                )
+        if "*" in value and len(value) > 1:
+            raise ValueError("'*' allows every origin and cannot be combined with others")
         return value
 
 

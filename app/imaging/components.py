@@ -113,7 +113,7 @@ def describe_regions(runs: InkRuns, weights: NDArray[np.float32]) -> RegionTable
     np.cumsum(weights, axis=1, out=row_sums[:, 1:])
     run_masses = row_sums[runs.rows, runs.ends] - row_sums[runs.rows, runs.starts]
     count = runs.region_count
-    masses = np.bincount(runs.regions, weights=run_masses, minlength=count)
+    masses = np.bincount(runs.regions, weights=run_masses, minlength=count).astype(np.float64)
     tops = np.full(count, np.iinfo(np.intp).max, dtype=np.intp)
     lefts = np.full(count, np.iinfo(np.intp).max, dtype=np.intp)
     bottoms = np.zeros(count, dtype=np.intp)
@@ -125,7 +125,9 @@ def describe_regions(runs: InkRuns, weights: NDArray[np.float32]) -> RegionTable
     return RegionTable(masses, tops, lefts, bottoms, rights)
 
 
-def paint_regions(runs: InkRuns, keep: NDArray[np.bool_], shape: tuple[int, int]) -> NDArray[np.bool_]:
+def paint_regions(
+    runs: InkRuns, keep: NDArray[np.bool_], shape: tuple[int, int]
+) -> NDArray[np.bool_]:
     """A mask of ``shape`` holding the pixels of the regions whose ``keep`` entry is true."""
     kept = keep[runs.regions]
     edges = np.zeros((shape[0], shape[1] + 1), dtype=np.int32)

@@ -81,6 +81,8 @@ _NON_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 
 _ALLOWED_TEXT_CONTROLS = frozenset("\t\n\r\f\v")
 
+_TOO_MANY_PIXELS = "the image declares far more pixels than allowed (a decompression bomb?)"
+
 
 def decode_upload(data: bytes, *, max_pixels: int) -> Image.Image:
     """Decode an uploaded image, first frame only, with its EXIF orientation applied.
@@ -196,8 +198,8 @@ def _open_header(data: bytes, image_format: str) -> Image.Image:
     """Parse the image's header with the one Pillow plugin for ``image_format``; no pixels yet."""
     try:
         return Image.open(io.BytesIO(data), formats=[image_format])
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageTooLargeError(f"the image declares too many pixels: {error}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(_TOO_MANY_PIXELS) from None
     except Exception:
         raise InvalidImageError(
             f"the upload starts like a {image_format} image but its header cannot be read"
@@ -210,8 +212,8 @@ def _load_pixels(image: Image.Image) -> Image.Image:
         if image.format == "JPEG":
             _request_reduced_jpeg_decoding(image)
         image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageTooLargeError(f"the image declares too many pixels: {error}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(_TOO_MANY_PIXELS) from None
     except Exception:
         raise InvalidImageError(
             f"the {image.format} image is corrupt or truncated and cannot be decoded"

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.errors import EmptyUploadError, InputError
+from app.imaging.decode_gate import DecodeGate
 from app.imaging.pipeline import prepare_upload
 from app.inference.serving_model import ServingModel
 
@@ -33,29 +34,36 @@ class DigitPrediction:
         return np.float32(self.probabilities[self.digit])
 
 
-def classify_upload(data: bytes, *, model: ServingModel, max_pixels: int) -> DigitPrediction:
-    """Classify one uploaded image.
+def classify_upload(
+    data: bytes, *, model: ServingModel, max_pixels: int, gate: DecodeGate | None = None
+) -> DigitPrediction:
+    """Classify one uploaded image; a large one waits for a slot of ``gate``, if given.
 
     Raises an :class:`~app.errors.InputError` subclass for an empty, undecodable, oversized or
-    blank image.
+    blank image, and :class:`~app.errors.ServiceBusyError` when the gate stays full.
     """
-    digit_image = _prepare(data, max_pixels=max_pixels)
+    digit_image = _prepare(data, max_pixels=max_pixels, gate=gate)
     probabilities = model.predict_probabilities(digit_image)[0]
     return _prediction(probabilities, digit_image)
 
 
 def classify_uploads(
-    uploads: Sequence[bytes], *, model: ServingModel, max_pixels: int
+    uploads: Sequence[bytes],
+    *,
+    model: ServingModel,
+    max_pixels: int,
+    gate: DecodeGate | None = None,
 ) -> list[DigitPrediction | InputError]:
     """Classify several uploads with one pass of the network, keeping their order.
 
     An upload that cannot be classified yields its :class:`~app.errors.InputError` in its place;
-    the others are classified regardless.
+    the others are classified regardless. Large images wait for a slot of ``gate``, if given,
+    one at a time; a :class:`~app.errors.ServiceBusyError` fails the whole batch.
     """
     prepared: list[NDArray[np.uint8] | InputError] = []
     for data in uploads:
         try:
-            prepared.append(_prepare(data, max_pixels=max_pixels))
+            prepared.append(_prepare(data, max_pixels=max_pixels, gate=gate))
         except InputError as error:
             prepared.append(error)
     digit_images = [item for item in prepared if not isinstance(item, InputError)]
@@ -67,11 +75,14 @@ def classify_uploads(
     ]
 
 
-def _prepare(data: bytes, *, max_pixels: int) -> NDArray[np.uint8]:
-    """The upload as a 28 x 28 MNIST-format digit."""
+def _prepare(data: bytes, *, max_pixels: int, gate: DecodeGate | None) -> NDArray[np.uint8]:
+    """The upload as a 28 x 28 MNIST-format digit, decoded under ``gate`` when one is given."""
     if not data:
         raise EmptyUploadError("the upload is empty: send the image's bytes")
-    return prepare_upload(data, max_pixels=max_pixels)
+    if gate is None:
+        return prepare_upload(data, max_pixels=max_pixels)
+    with gate.admit(data):
+        return prepare_upload(data, max_pixels=max_pixels)
 
 
 def _prediction(

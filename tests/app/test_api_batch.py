@@ -24,7 +24,10 @@ def _parts(*uploads: tuple[bytes, str]) -> list[FilePart]:
 
 
 def _error_of(response_json: dict[str, object], code: str) -> None:
-    assert response_json == {"error": {"code": code, "message": response_json["error"]["message"]}}  # type: ignore[index]
+    error = response_json["error"]
+    assert isinstance(error, dict)
+    assert set(response_json) == {"error"}
+    assert error == {"code": code, "message": error["message"], "request_id": error["request_id"]}
 
 
 def test_predict_batch_answers_in_order(

@@ -24,13 +24,14 @@ SMALL_LIMIT = 64 * 1024
 
 
 def assert_error(response: Any, status_code: int, code: str) -> str:
-    """Check the status and that the body is exactly ``{"error": {"code", "message"}}``; return
-    the message."""
+    """Check the status and that the body is exactly ``{"error": {"code", "message",
+    "request_id"}}``, the ID also in the ``X-Request-ID`` header; return the message."""
     assert response.status_code == status_code, response.text
     assert response.headers["content-type"] == "application/json"
     body = response.json()
     assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message"}
+    assert set(body["error"]) == {"code", "message", "request_id"}
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
     assert body["error"]["code"] == code
     message: str = body["error"]["message"]
     assert message

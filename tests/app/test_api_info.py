@@ -101,7 +101,11 @@ def test_predict_without_loaded_model_is_503(serving_settings: Settings) -> None
 
     assert response.status_code == 503
     assert response.json() == {
-        "error": {"code": "model_unavailable", "message": "the model is not available"}
+        "error": {
+            "code": "model_unavailable",
+            "message": "the model is not available",
+            "request_id": response.headers["x-request-id"],
+        }
     }
 
 

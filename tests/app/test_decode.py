@@ -45,7 +45,8 @@ def gradient_image(mode: str = "RGB", size: tuple[int, int] = (40, 30)) -> Image
 
 def png_chunk(chunk_type: bytes, body: bytes) -> bytes:
     """One PNG chunk with a correct CRC."""
-    return struct.pack(">I", len(body)) + chunk_type + body + struct.pack(">I", zlib.crc32(chunk_type + body))
+    checksum = zlib.crc32(chunk_type + body)
+    return struct.pack(">I", len(body)) + chunk_type + body + struct.pack(">I", checksum)
 
 
 def png_declaring(width: int, height: int) -> bytes:
@@ -208,6 +209,14 @@ def test_decode_refuses_gif_declaring_huge_screen() -> None:
     with pytest.raises(ImageTooLargeError):
         decode_upload(bomb, max_pixels=MAX_PIXELS)
     assert time.perf_counter() - started < 0.5
+
+
+def test_decode_refuses_gif_frame_larger_than_its_screen() -> None:
+    frame = bytearray(encoded(Image.new("P", (4, 4)), "GIF"))
+    descriptor = frame.index(b",", 13)  # The first image descriptor, after the screen header.
+    frame[descriptor + 5 : descriptor + 9] = struct.pack("<HH", 60_000, 60_000)
+    with pytest.raises(ImageTooLargeError):
+        decode_upload(bytes(frame), max_pixels=MAX_PIXELS)
 
 
 def test_decode_leaves_pillow_global_limit_alone() -> None:

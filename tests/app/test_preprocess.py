@@ -125,16 +125,25 @@ def test_standardise_mode_scales_sixteen_bit_to_unit_range() -> None:
     np.testing.assert_allclose(np.asarray(standard), [[0.0, 0.5, 1.0]], atol=1e-4)
 
 
-def test_standardise_mode_replaces_float_nan_and_infinity() -> None:
-    floats = Image.fromarray(np.array([[np.nan, np.inf, 0.25, 1.0]], dtype=np.float32))
-    values = np.asarray(standardise_mode(floats))
-    assert np.isfinite(values).all()
-    np.testing.assert_allclose(values, [[0.0, 0.0, 0.25, 1.0]])
+def test_grey_and_alpha_replaces_float_nan_and_infinity() -> None:
+    floats = Image.fromarray(np.array([[np.nan, np.inf, 0.25, 1.0, -3.0]], dtype=np.float32))
+    grey, alpha = grey_and_alpha(standardise_mode(floats))
+    assert alpha is None
+    np.testing.assert_allclose(grey, [[0.0, 0.0, 0.25, 1.0, 0.0]])
 
 
-@pytest.mark.parametrize("mode", ["1", "CMYK", "YCbCr", "I", "La", "RGBa", "PA"])
+@pytest.mark.parametrize(
+    "mode",
+    ["1", "L", "P", "RGB", "CMYK", "YCbCr", "LAB", "HSV", "I", "I;16", "F", "La", "RGBa", "PA"],
+)
 def test_standardise_mode_gives_a_standard_mode(mode: str) -> None:
-    assert standardise_mode(Image.new(mode, (4, 4))).mode in ("L", "LA", "RGB", "RGBA", "F")
+    assert standardise_mode(Image.new(mode, (4, 4))).mode in ("L", "LA", "RGBA", "F")
+
+
+def test_standardise_mode_turns_colour_into_luma() -> None:
+    red = standardise_mode(Image.new("RGB", (2, 2), (255, 0, 0)))
+    assert red.mode == "L"
+    assert np.asarray(red)[0, 0] == 76
 
 
 def test_reduce_to_working_size_keeps_small_image() -> None:
@@ -143,7 +152,7 @@ def test_reduce_to_working_size_keeps_small_image() -> None:
 
 
 def test_reduce_to_working_size_shrinks_large_image_keeping_aspect() -> None:
-    large = Image.new("RGB", (1800, 900))
+    large = Image.new("L", (1800, 900))
     assert reduce_to_working_size(large).size == (WORKING_MIN_SIDE, WORKING_MIN_SIDE // 2)
 
 
@@ -310,10 +319,15 @@ def test_centre_by_mass_puts_the_centre_of_mass_in_the_middle() -> None:
 
 
 def drawn_stroke(width: int) -> NDArray[np.float32]:
-    """An ink map of a 300-pixel tall 7 drawn with a pen ``width`` pixels wide."""
-    canvas = Image.new("L", (400, 500), 0)
+    """An ink map of a 7, 300 pixels tall along its centre line, drawn with a pen ``width``
+    pixels wide."""
+    margin = width // 2 + 10
+    canvas = Image.new("L", (240 + 2 * margin, 300 + 2 * margin), 0)
     ImageDraw.Draw(canvas).line(
-        [(60, 60), (300, 60), (120, 360)], fill=255, width=width, joint="curve"
+        [(margin, margin), (margin + 240, margin), (margin + 60, margin + 300)],
+        fill=255,
+        width=width,
+        joint="curve",
     )
     return crop_to_ink(np.asarray(canvas, dtype=np.float32) / 255)
 
@@ -326,13 +340,17 @@ def width_in_box(digit: NDArray[np.float32]) -> float:
 def test_match_stroke_width_thickens_a_hairline() -> None:
     hairline = preprocess.shrink_for_stroke_matching(drawn_stroke(2))
     assert width_in_box(hairline) < preprocess.MIN_STROKE_WIDTH
-    assert 1.3 <= width_in_box(match_stroke_width(hairline)) <= 3.5
+    assert 1.6 <= width_in_box(match_stroke_width(hairline)) <= 2.6
 
 
 def test_match_stroke_width_thins_a_marker() -> None:
-    marker = preprocess.shrink_for_stroke_matching(drawn_stroke(80))
-    assert width_in_box(marker) > preprocess.MAX_STROKE_WIDTH
-    assert 1.3 <= width_in_box(match_stroke_width(marker)) <= 3.5
+    marker = preprocess.shrink_for_stroke_matching(drawn_stroke(150))
+    assert width_in_box(marker) > preprocess.MAX_STROKE_WIDTH + 0.5
+    before = width_in_box(marker)
+    after = width_in_box(match_stroke_width(marker))
+    # Filters come in odd pixel sizes and the width is an estimate: near the limit is enough.
+    assert after < before - 0.5
+    assert after <= preprocess.MAX_STROKE_WIDTH + 0.5
 
 
 def test_match_stroke_width_leaves_a_pen_stroke_alone() -> None:
@@ -343,13 +361,35 @@ def test_match_stroke_width_leaves_a_pen_stroke_alone() -> None:
 # --- to_mnist_digit on whole images ---------------------------------------------------------------
 
 
-def test_to_mnist_digit_leaves_mnist_digits_effectively_unchanged(mnist_sample: Digits) -> None:
+def test_to_mnist_digit_returns_mnist_digits_unchanged(mnist_sample: Digits) -> None:
     images, _ = mnist_sample
     outputs = np.stack([to_mnist_digit(Image.fromarray(image)) for image in images])
-    differences = np.abs(outputs.astype(np.int32) - images.astype(np.int32)).mean(axis=(1, 2))
     assert outputs.dtype == np.uint8
+    np.testing.assert_array_equal(outputs, images)
+
+
+def test_to_mnist_digit_restores_mnist_digits_moved_and_inverted_on_a_larger_canvas(
+    mnist_sample: Digits,
+) -> None:
+    images, _ = mnist_sample
+    generator = np.random.default_rng(0)
+    outputs = []
+    for image in images[:1000]:
+        canvas = np.zeros((64, 64), dtype=np.uint8)
+        row, column = generator.integers(0, 64 - 28, size=2)
+        canvas[row : row + 28, column : column + 28] = image
+        outputs.append(to_mnist_digit(Image.fromarray(255 - canvas)))
+    changes = np.abs(np.stack(outputs).astype(int) - images[:1000].astype(int))
+    differences = changes.mean(axis=(1, 2))
     assert float(differences.mean()) < 0.5
     assert float(np.mean(differences < 1.0)) > 0.99
+
+
+def test_to_mnist_digit_is_idempotent(three: NDArray[np.uint8]) -> None:
+    photo = on_canvas(enlarged_ink(three, 250), (500, 400), (120, 60), paper=0.8, pen=0.3)
+    digit = to_mnist_digit(to_grey_image(photo))
+    assert preprocess.is_mnist_format(digit)
+    np.testing.assert_array_equal(to_mnist_digit(Image.fromarray(digit)), digit)
 
 
 def test_to_mnist_digit_reads_light_on_dark_like_dark_on_light(seven: NDArray[np.uint8]) -> None:
@@ -448,7 +488,7 @@ def test_to_mnist_digit_reads_a_phone_photo_with_uneven_lighting(
     assert int(digit.max()) == 255
 
 
-@pytest.mark.parametrize("pen_width", [2, 40])
+@pytest.mark.parametrize("pen_width", [2, 40, 120])
 def test_to_mnist_digit_brings_hairline_and_marker_to_mnist_stroke_width(
     pen_width: int,
 ) -> None:
@@ -458,7 +498,7 @@ def test_to_mnist_digit_brings_hairline_and_marker_to_mnist_stroke_width(
     )
     digit = to_mnist_digit(canvas)
     assert int(digit.max()) >= 250
-    assert 1.2 <= estimate_stroke_width(digit.astype(np.float32) / 255) <= 3.6
+    assert 1.3 <= estimate_stroke_width(digit.astype(np.float32) / 255) <= 4.6
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import serving_model_of, settings_of
+from app.api.deps import decode_gate_of, serving_model_of, settings_of
 from app.api.digit_preview import encode_digit_png_base64
 from app.api.errors import JSON_MEDIA_TYPE
 from app.api.schemas import (
@@ -41,11 +41,15 @@ from app.errors import (
     InvalidImageError,
     InvalidMultipartError,
     MissingFileError,
+    ModelLoadError,
     NoDigitFoundError,
     PayloadTooLargeError,
+    RequestTimeoutError,
+    ServiceBusyError,
     TooManyFilesError,
     UnsupportedMediaTypeError,
 )
+from app.imaging.decode_gate import DecodeGate
 from app.inference.serving_model import ServingModel
 from app.inference.upload_classifier import DigitPrediction, classify_upload, classify_uploads
 
@@ -175,6 +179,27 @@ _PREDICT_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
             NoDigitFoundError("the image holds no digit: it is blank"),
         ),
     },
+    408: {
+        "model": ErrorResponse,
+        "description": "The body did not arrive within REQUEST_BODY_TIMEOUT_SECONDS.",
+        "content": error_examples(
+            RequestTimeoutError("the request body did not arrive within 30 seconds"),
+        ),
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": (
+            "MAX_CONCURRENT_DECODES large images are being decoded already (see `Retry-After`), "
+            "or the model is not loaded."
+        ),
+        "content": error_examples(
+            ServiceBusyError(
+                "the server is decoding 2 large images already; retry shortly or send a "
+                "smaller image"
+            ),
+            ModelLoadError("the model is not available"),
+        ),
+    },
 }
 
 _BATCH_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
@@ -204,12 +229,14 @@ def classifies_inline(data: bytes, settings: Settings) -> bool:
     return bool(width * height <= settings.INLINE_MAX_PIXELS)
 
 
-async def _classify_one(data: bytes, model: ServingModel, settings: Settings) -> DigitPrediction:
+async def _classify_one(
+    data: bytes, model: ServingModel, settings: Settings, gate: DecodeGate | None
+) -> DigitPrediction:
     """Classify one upload inline or in the threadpool, as :func:`classifies_inline` decides."""
     if classifies_inline(data, settings):
         return classify_upload(data, model=model, max_pixels=settings.MAX_IMAGE_PIXELS)
     return await run_in_threadpool(
-        classify_upload, data, model=model, max_pixels=settings.MAX_IMAGE_PIXELS
+        classify_upload, data, model=model, max_pixels=settings.MAX_IMAGE_PIXELS, gate=gate
     )
 
 
@@ -237,7 +264,7 @@ async def predict(
     """Classify one image of a handwritten digit."""
     model, settings = serving_model_of(request), settings_of(request)
     data = await read_single_image(request)
-    prediction = await _classify_one(data, model, settings)
+    prediction = await _classify_one(data, model, settings, decode_gate_of(request))
     payload: dict[str, Any] = {
         "digit": prediction.digit,
         "confidence": prediction.confidence,
@@ -262,7 +289,11 @@ async def predict_batch(request: Request) -> Response:
     accepted = [upload.data for upload in uploads if upload.refusal is None]
     outcomes = iter(
         await run_in_threadpool(
-            classify_uploads, accepted, model=model, max_pixels=settings.MAX_IMAGE_PIXELS
+            classify_uploads,
+            accepted,
+            model=model,
+            max_pixels=settings.MAX_IMAGE_PIXELS,
+            gate=decode_gate_of(request),
         )
     )
     results: list[dict[str, Any]] = []
