@@ -12,12 +12,16 @@ model cannot be loaded, with one log line saying why.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import logging.config
+import os
 import signal
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -25,9 +29,11 @@ from pydantic import ValidationError
 from app.core.config import Settings, get_settings
 from app.core.http_protocol import HTTP_PROTOCOL
 from app.core.logging import build_log_config
+from app.core.memory import limit_malloc_arenas
 from app.errors import ModelLoadError
 from app.inference.self_test import run_self_test
 from app.inference.serving_model import load_serving_model
+from app.telemetry.service_metrics import MULTIPROCESS_DIR_VARIABLE
 
 APP_FACTORY = "app.main:create_app"
 
@@ -102,7 +108,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     # checking the model here first turns a bad model into a clear non-zero exit.
     if workers > 1 and not _model_loads(settings):
         return EXIT_MODEL_UNAVAILABLE
+    limit_malloc_arenas()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    with _prometheus_multiprocess_dir(enabled=settings.TELEMETRY_ENABLED and workers > 1):
+        _run_uvicorn(arguments, settings, workers, log_config)
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _prometheus_multiprocess_dir(*, enabled: bool) -> Iterator[None]:
+    """With several workers, give ``prometheus_client`` a fresh multiprocess folder, so that a
+    scrape of any worker reports all of them; it is removed when the server stops. A folder the
+    environment already names (``PROMETHEUS_MULTIPROC_DIR``) is used as it is."""
+    if not enabled or os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="mnist-serve-prometheus-") as directory:
+        # The workers are started afresh and inherit the environment, so they see it.
+        os.environ[MULTIPROCESS_DIR_VARIABLE] = directory
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR_VARIABLE]
+
+
+def _run_uvicorn(
+    arguments: argparse.Namespace, settings: Settings, workers: int, log_config: dict[str, Any]
+) -> None:
+    """Serve until stopped."""
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -119,7 +152,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         server_header=False,
         timeout_graceful_shutdown=settings.SHUTDOWN_TIMEOUT_SECONDS,
     )
-    return EXIT_OK
 
 
 if __name__ == "__main__":

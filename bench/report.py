@@ -83,6 +83,37 @@ def _at_most(value: float | None, goal: float) -> bool | None:
     return None if value is None else value <= goal
 
 
+def _telemetry_off(service: dict[str, Any]) -> bool:
+    """Whether a variant of our service runs with ``TELEMETRY_ENABLED=false``."""
+    value = str((service.get("env") or {}).get("TELEMETRY_ENABLED", "true"))
+    return value.strip().lower() in ("false", "0", "no", "off", "f", "n")
+
+
+def _telemetry_cost_targets(
+    ours: dict[str, Any] | None, without: dict[str, Any] | None
+) -> list[Target]:
+    """What telemetry costs: the throughput lost against the same service without it (goal
+    at most 5 %), and the extra server CPU per request (reported; less noisy than req/s)."""
+    ratio = _ratio(ours, without)
+    throughput_cost = None if ratio is None else round(1.0 - ratio, 3)
+    cpu_ratio = _cpu_ratio(ours, without)
+    cpu_cost = None if cpu_ratio is None else round(cpu_ratio - 1.0, 3)
+    return [
+        Target(
+            "telemetry cost: 1 - ours / without telemetry req/s, 28x28 PNG multipart, c=16",
+            throughput_cost,
+            "<= 0.05",
+            _at_most(throughput_cost, 0.05),
+        ),
+        Target(
+            "telemetry cost: ours / without telemetry server CPU per request - 1, same point",
+            cpu_cost,
+            "reported",
+            None,
+        ),
+    ]
+
+
 def compute_targets(document: dict[str, Any]) -> list[Target]:
     """The issue's targets, from the results of ``ours``, ``ceiling`` and ``naive``."""
     results: list[dict[str, Any]] = document["results"]
@@ -166,6 +197,10 @@ def compute_targets(document: dict[str, Any]) -> list[Target]:
                     None,
                     "MiB",
                 )
+            )
+        if service["kind"] == "ours" and _telemetry_off(service):
+            targets.extend(
+                _telemetry_cost_targets(ours, find_point(results, service["name"], "png28"))
             )
         if service["kind"] == "ours" and service["name"] != "ours":
             ratio = _ratio(find_point(results, service["name"], "png28"), ours)
@@ -320,7 +355,7 @@ def render_markdown(document: dict[str, Any], targets: Sequence[Target]) -> str:
         ".venv/bin/python -m bench.run            # full run, rewrites docs/benchmark.*",
         ".venv/bin/python -m bench.run --quick    # smoke run, writes bench/results/raw/quick/",
         ".venv/bin/python -m bench.run --services ours,ceiling \\",
-        "    --variant no-telemetry:ENV=VALUE     # also our service with extra settings",
+        "    --variant notelemetry:TELEMETRY_ENABLED=false   # also ours without telemetry",
         ".venv/bin/python -m bench.report docs/benchmark.json   # redraw table and chart",
         "```",
         "",

@@ -18,6 +18,7 @@ from app.core.config import Settings
 from app.errors import ModelLoadError
 from app.imaging.decode_gate import DecodeGate
 from app.inference.serving_model import ServingModel
+from app.inference.upload_classifier import PipelineObserver
 
 
 def settings_of(request: Request) -> Settings:
@@ -30,6 +31,12 @@ def decode_gate_of(request: Request) -> DecodeGate | None:
     """The app's bound on concurrent large decodes (``MAX_CONCURRENT_DECODES``), if it has one."""
     gate: DecodeGate | None = getattr(request.app.state, "decode_gate", None)
     return gate
+
+
+def telemetry_of(request: Request) -> PipelineObserver | None:
+    """The app's telemetry (``TELEMETRY_ENABLED``), which observes the prediction pipeline."""
+    telemetry: PipelineObserver | None = getattr(request.app.state, "telemetry", None)
+    return telemetry
 
 
 def serving_model_of(request: Request) -> ServingModel:

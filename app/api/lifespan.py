@@ -18,6 +18,7 @@ from app.errors import ModelLoadError
 from app.inference.dense_network import use_single_threaded_blas
 from app.inference.self_test import run_self_test
 from app.inference.serving_model import load_serving_model
+from app.telemetry.service_metrics import ServiceMetrics, forget_this_process
 
 logger = logging.getLogger("app.startup")
 
@@ -39,6 +40,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.startup_failure_logged = True
         raise
     app.state.model = model
+    telemetry: ServiceMetrics | None = getattr(app.state, "telemetry", None)
+    if telemetry is not None:
+        telemetry.set_model(model)
     app.state.ready = True
     logger.info(
         "serving model %s (sha256 %s, test accuracy %.4f) from %s",
@@ -52,3 +56,5 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         # From here on the app is shutting down: /readyz answers 503.
         app.state.ready = False
+        if telemetry is not None:
+            forget_this_process()

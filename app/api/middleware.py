@@ -11,25 +11,35 @@ from typing import Final
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import send_error
-from app.errors import PayloadTooLargeError
+from app.errors import DigitServiceError, PayloadTooLargeError
 
 _CONTENT_LENGTH: Final = b"content-length"
 
+DRAIN_LIMIT_FACTOR: Final = 4
+"""Bodies up to this many times the limit are read to their end (and dropped) before the 413."""
+
 
 class RequestBodyLimitMiddleware:
-    """Refuse request bodies larger than ``max_body_bytes`` with 413, before they are read.
+    """Refuse request bodies larger than ``max_body_bytes`` with 413, never holding more.
 
-    A request that declares a larger ``Content-Length`` is answered at once, without reading
-    its body. A body without ``Content-Length`` (chunked transfer) is counted as it streams in;
-    at the first byte past the limit, reading stops and the request is answered 413. Either
-    way at most ``max_body_bytes`` of a body are ever held, so this runs before any multipart
-    parsing. (With a ``Content-Length`` within the limit, the server itself never delivers more
-    than that many bytes, so such bodies are not counted again.)
+    A request that declares a larger ``Content-Length`` is refused before its body reaches
+    the app. A body without ``Content-Length`` (chunked transfer) is counted as it streams in;
+    at the first byte past the limit, it stops reaching the app and the request is answered
+    413. Either way at most ``max_body_bytes`` of a body are ever held, so this runs before any
+    multipart parsing. (With a ``Content-Length`` within the limit, the server itself never
+    delivers more than that many bytes, so such bodies are not counted again.)
+
+    Most clients send their whole body before they read the answer. Closing the connection on
+    a client that is still sending makes its kernel report a reset connection instead of the
+    413, so what remains of a body up to ``DRAIN_LIMIT_FACTOR`` times the limit (20 MiB by
+    default: a too-large photo) is read and dropped first, within the body deadline of
+    :class:`~app.api.timeouts.RequestBodyTimeoutMiddleware`; a larger body is refused at once.
     """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self._drain_max_bytes = DRAIN_LIMIT_FACTOR * max_body_bytes
 
     def _too_large(self) -> PayloadTooLargeError:
         return PayloadTooLargeError(
@@ -43,6 +53,8 @@ class RequestBodyLimitMiddleware:
         declared_length = _declared_content_length(scope)
         if declared_length is not None:
             if declared_length > self.max_body_bytes:
+                if declared_length <= self._drain_max_bytes:
+                    await _drain_quietly(receive, max_bytes=declared_length)
                 await send_error(send, self._too_large())
                 return
             await self.app(scope, receive, send)
@@ -57,6 +69,10 @@ class RequestBodyLimitMiddleware:
             if message["type"] == "http.request":
                 received_bytes += len(message.get("body", b""))
                 if received_bytes > self.max_body_bytes:
+                    if message.get("more_body", False):
+                        await _drain_quietly(
+                            receive, max_bytes=self._drain_max_bytes - received_bytes
+                        )
                     raise self._too_large()
             return message
 
@@ -74,6 +90,28 @@ class RequestBodyLimitMiddleware:
             if response_started:
                 raise
             await send_error(send, error)
+
+
+async def discard_request_body(receive: Receive, *, max_bytes: int | None = None) -> None:
+    """Read what is left of the request body and drop it, stopping at its end, when the client
+    disconnects, or after ``max_bytes``. Errors of a wrapped ``receive`` (too slow, too large)
+    propagate."""
+    discarded = 0
+    while max_bytes is None or discarded <= max_bytes:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        discarded += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+async def _drain_quietly(receive: Receive, *, max_bytes: int) -> None:
+    """:func:`discard_request_body`, ending early and silently on a too-slow body."""
+    try:
+        await discard_request_body(receive, max_bytes=max_bytes)
+    except DigitServiceError:
+        return
 
 
 def _declared_content_length(scope: Scope) -> int | None:

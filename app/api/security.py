@@ -23,6 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import send_error
+from app.api.middleware import discard_request_body
 from app.api.request_id import REQUEST_ID_HEADER
 from app.errors import AuthenticationError, DigitServiceError
 
@@ -76,20 +77,12 @@ class ApiKeyMiddleware:
         else:
             error = AuthenticationError(f"the API key in the {API_KEY_HEADER} header is not valid")
         try:
-            await _discard_body(receive)
+            await discard_request_body(receive)
         except DigitServiceError as body_error:
             # Too large or too slow: answer that instead, closing the connection.
             await send_error(send, body_error)
             return
         await send_error(send, error)
-
-
-async def _discard_body(receive: Receive) -> None:
-    """Read the request body to its end without keeping it."""
-    while True:
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return
 
 
 def install_cors(app: FastAPI, allow_origins: Sequence[str]) -> None:

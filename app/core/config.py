@@ -117,6 +117,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    TELEMETRY_ENABLED: bool = Field(
+        default=True,
+        description=(
+            "Prometheus telemetry at GET /monitoring/prometheus/metrics (request counts and "
+            "latency, predictions by digit, stage timings, model info). With several workers, "
+            "set PROMETHEUS_MULTIPROC_DIR to an empty folder (mnist-serve makes one)."
+        ),
+    )
+
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod
     def _upper_case_log_level(cls, value: object) -> object:

@@ -8,7 +8,9 @@ header of any length. :class:`GuardedHttpToolsProtocol` adds:
 * a head deadline, ``REQUEST_HEADER_TIMEOUT_SECONDS`` from the connection's start (or, on a
   kept-alive connection, from the first byte of the next request): past it the client gets
   ``408`` and the connection is closed; a connection that sent nothing at all is just closed;
-* a head size limit, :data:`MAX_REQUEST_HEAD_BYTES`: past it, ``431`` and close.
+* a head size limit, :data:`MAX_REQUEST_HEAD_BYTES`: past it, ``431`` and close;
+* a JSON error body (with a request ID) where uvicorn answers bytes that are not HTTP with a
+  plain-text ``400``.
 
 Bodies are timed by the app (:mod:`app.api.timeouts`). ``mnist-serve`` runs uvicorn with this
 class (``http=HTTP_PROTOCOL``); the import string keeps the configuration picklable for
@@ -106,6 +108,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = True
         self._boundaries += 1
 
+    def send_400_response(self, msg: str) -> None:
+        """A request that is not valid HTTP: the JSON error body, like every other error."""
+        self._refuse(400, "invalid_http_request", "the request is not valid HTTP/1.1")
+
     def _arm_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(self.head_timeout_seconds, self._head_timed_out)
 
@@ -145,4 +151,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-_REASONS: Final = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
+_REASONS: Final = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+}

@@ -8,6 +8,10 @@ large images through at a time; the others wait up to ``wait_seconds`` for a slo
 that the request is answered ``503`` with ``Retry-After`` (:class:`~app.errors.ServiceBusyError`)
 rather than queueing without end.
 
+After each large decode the freed memory is handed back to the system
+(:func:`~app.core.memory.release_free_memory`), so the worker's resident memory follows the
+decodes in progress rather than the largest it has ever done.
+
 Only large images pass through the gate (more than :data:`HEAVY_DECODE_PIXELS` pixels, read from
 the header without decoding). Small ones, the usual case, never wait, and JPEGs never do:
 they are decoded at a reduced scale (see :mod:`app.imaging.decode`), a 40-megapixel JPEG in
@@ -30,6 +34,7 @@ from typing import Final
 
 from PIL import Image
 
+from app.core.memory import release_free_memory
 from app.errors import ServiceBusyError
 from app.imaging.decode import SUPPORTED_FORMATS
 
@@ -115,3 +120,6 @@ class DecodeGate:
             yield
         finally:
             self._slots.release()
+            # The decode's buffers are free by now; give them back to the system, or the
+            # process keeps them and its resident set grows with the number of threads.
+            release_free_memory()

@@ -6,8 +6,10 @@ tiny PNGs, inline; see ``app.api.routes.predict``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from time import perf_counter
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,6 +18,20 @@ from app.errors import EmptyUploadError, InputError
 from app.imaging.decode_gate import DecodeGate
 from app.imaging.pipeline import prepare_upload
 from app.inference.serving_model import ServingModel
+
+
+class PipelineObserver(Protocol):
+    """What watches the pipeline (the service's telemetry): the time of each stage and the
+    digits it answers. Its methods must be cheap and thread-safe."""
+
+    def observe_preprocessing(self, seconds: float) -> None:
+        """One image was decoded and preprocessed in ``seconds``."""
+
+    def observe_inference(self, seconds: float) -> None:
+        """One forward pass of the network took ``seconds``."""
+
+    def count_predictions(self, digits: Iterable[int]) -> None:
+        """These digits were answered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +51,31 @@ class DigitPrediction:
 
 
 def classify_upload(
-    data: bytes, *, model: ServingModel, max_pixels: int, gate: DecodeGate | None = None
+    data: bytes,
+    *,
+    model: ServingModel,
+    max_pixels: int,
+    gate: DecodeGate | None = None,
+    observer: PipelineObserver | None = None,
 ) -> DigitPrediction:
     """Classify one uploaded image; a large one waits for a slot of ``gate``, if given.
+    ``observer``, if given, is told the time of each stage and the digit.
 
     Raises an :class:`~app.errors.InputError` subclass for an empty, undecodable, oversized or
     blank image, and :class:`~app.errors.ServiceBusyError` when the gate stays full.
     """
+    if observer is None:
+        digit_image = _prepare(data, max_pixels=max_pixels, gate=gate)
+        return _prediction(model.predict_probabilities(digit_image)[0], digit_image)
+    started = perf_counter()
     digit_image = _prepare(data, max_pixels=max_pixels, gate=gate)
+    prepared = perf_counter()
     probabilities = model.predict_probabilities(digit_image)[0]
-    return _prediction(probabilities, digit_image)
+    observer.observe_preprocessing(prepared - started)
+    observer.observe_inference(perf_counter() - prepared)
+    prediction = _prediction(probabilities, digit_image)
+    observer.count_predictions((prediction.digit,))
+    return prediction
 
 
 def classify_uploads(
@@ -53,8 +84,10 @@ def classify_uploads(
     model: ServingModel,
     max_pixels: int,
     gate: DecodeGate | None = None,
+    observer: PipelineObserver | None = None,
 ) -> list[DigitPrediction | InputError]:
-    """Classify several uploads with one pass of the network, keeping their order.
+    """Classify several uploads with one pass of the network, keeping their order;
+    ``observer``, if given, is told the time of each stage and the digits.
 
     An upload that cannot be classified yields its :class:`~app.errors.InputError` in its place;
     the others are classified regardless. Large images wait for a slot of ``gate``, if given,
@@ -62,14 +95,24 @@ def classify_uploads(
     """
     prepared: list[NDArray[np.uint8] | InputError] = []
     for data in uploads:
+        started = perf_counter()
         try:
-            prepared.append(_prepare(data, max_pixels=max_pixels, gate=gate))
+            digit_image = _prepare(data, max_pixels=max_pixels, gate=gate)
         except InputError as error:
             prepared.append(error)
+            continue
+        if observer is not None:
+            observer.observe_preprocessing(perf_counter() - started)
+        prepared.append(digit_image)
     digit_images = [item for item in prepared if not isinstance(item, InputError)]
     if not digit_images:
         return [item for item in prepared if isinstance(item, InputError)]
-    rows = iter(model.predict_probabilities(np.stack(digit_images)))
+    started = perf_counter()
+    all_probabilities = model.predict_probabilities(np.stack(digit_images))
+    if observer is not None:
+        observer.observe_inference(perf_counter() - started)
+        observer.count_predictions(int(digit) for digit in np.argmax(all_probabilities, axis=1))
+    rows = iter(all_probabilities)
     return [
         item if isinstance(item, InputError) else _prediction(next(rows), item) for item in prepared
     ]

@@ -115,6 +115,18 @@ def test_compute_targets_missing_service_is_not_met_nor_failed() -> None:
     assert (vs_naive.value, vs_naive.met) == (None, None)
 
 
+def test_compute_targets_reports_telemetry_cost_of_a_variant_without_it() -> None:
+    document = _document()
+    document["services"][2]["env"] = {"TELEMETRY_ENABLED": "false"}
+
+    targets = {target.name: target for target in compute_targets(document)}
+
+    cost = targets["telemetry cost: 1 - ours / without telemetry req/s, 28x28 PNG multipart, c=16"]
+    assert (cost.value, cost.met) == (0.048, True)
+    cpu = targets["telemetry cost: ours / without telemetry server CPU per request - 1, same point"]
+    assert cpu.value is not None and cpu.value > 0
+
+
 def test_compute_targets_slow_photo_is_not_met() -> None:
     document = _document()
     document["results"][4]["latency_ms"]["p50"] = 25.0

@@ -11,19 +11,30 @@ A batch always goes to the threadpool.
 
 Responses are encoded with orjson straight from the numpy arrays (about 1.5 µs); their schema
 is declared for the docs (``response_model``) but not re-validated per request.
+
+Both endpoints are declared on ``router`` (a FastAPI ``APIRouter``), which gives them their
+OpenAPI description, and are served by plain Starlette routes that :func:`install_fast_routes`
+puts ahead of every other route: the handlers take only the ``Request``, so FastAPI's
+per-request routing and parameter solving would buy nothing, and it costs about 35 µs of CPU
+per request (measured with the ASGI app called directly, 28 x 28 PNG as the raw body:
+162 µs per request through the ``APIRoute``, 126 µs through the Starlette route). Errors,
+middleware and the API key behave the same either way: the exception handlers and middleware
+are the app's.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
-from app.api.deps import decode_gate_of, serving_model_of, settings_of
+from app.api.deps import decode_gate_of, serving_model_of, settings_of, telemetry_of
 from app.api.digit_preview import encode_digit_png_base64
 from app.api.errors import JSON_MEDIA_TYPE
 from app.api.schemas import (
@@ -51,7 +62,12 @@ from app.errors import (
 )
 from app.imaging.decode_gate import DecodeGate
 from app.inference.serving_model import ServingModel
-from app.inference.upload_classifier import DigitPrediction, classify_upload, classify_uploads
+from app.inference.upload_classifier import (
+    DigitPrediction,
+    PipelineObserver,
+    classify_upload,
+    classify_uploads,
+)
 
 router = APIRouter(tags=["prediction"])
 
@@ -62,6 +78,17 @@ _INLINE_MAX_BYTES: Final = 64 * 1024
 _BINARY_SCHEMA: Final = {"type": "string", "contentMediaType": "application/octet-stream"}
 # The raw-body types listed in the docs; any image/* type (and application/octet-stream) works.
 _RAW_IMAGE_TYPES: Final = ("image/png", "image/jpeg", "image/webp", "application/octet-stream")
+
+_INCLUDE_INPUT: Final = "include_input"
+_TRUE_WORDS: Final = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE_WORDS: Final = frozenset({"0", "off", "f", "false", "n", "no"})
+_INCLUDE_INPUT_PARAMETER: Final[dict[str, Any]] = {
+    "name": _INCLUDE_INPUT,
+    "in": "query",
+    "required": False,
+    "description": "Also return the 28 x 28 digit the model saw, as a base64 PNG.",
+    "schema": {"type": "boolean", "default": False, "title": "Include Input"},
+}
 
 _PREDICT_REQUEST_BODY: Final[dict[str, Any]] = {
     "required": True,
@@ -230,13 +257,24 @@ def classifies_inline(data: bytes, settings: Settings) -> bool:
 
 
 async def _classify_one(
-    data: bytes, model: ServingModel, settings: Settings, gate: DecodeGate | None
+    data: bytes,
+    model: ServingModel,
+    settings: Settings,
+    gate: DecodeGate | None,
+    observer: PipelineObserver | None,
 ) -> DigitPrediction:
     """Classify one upload inline or in the threadpool, as :func:`classifies_inline` decides."""
     if classifies_inline(data, settings):
-        return classify_upload(data, model=model, max_pixels=settings.MAX_IMAGE_PIXELS)
+        return classify_upload(
+            data, model=model, max_pixels=settings.MAX_IMAGE_PIXELS, observer=observer
+        )
     return await run_in_threadpool(
-        classify_upload, data, model=model, max_pixels=settings.MAX_IMAGE_PIXELS, gate=gate
+        classify_upload,
+        data,
+        model=model,
+        max_pixels=settings.MAX_IMAGE_PIXELS,
+        gate=gate,
+        observer=observer,
     )
 
 
@@ -248,23 +286,48 @@ def _json_response(payload: dict[str, Any]) -> Response:
     )
 
 
+def include_input_of(request: Request) -> bool:
+    """The ``include_input`` query parameter, read as FastAPI reads a ``bool`` query parameter.
+
+    Read by hand rather than declared as a ``Query`` parameter: FastAPI's parameter solving
+    costs about 25 µs of CPU per request, more than the network's forward pass. A value that is
+    not a boolean is a 422 ``validation_error``, as FastAPI would answer.
+    """
+    if not request.scope.get("query_string"):
+        return False
+    value = request.query_params.get(_INCLUDE_INPUT)
+    if value is None:
+        return False
+    folded = value.strip().lower()
+    if folded in _TRUE_WORDS:
+        return True
+    if folded in _FALSE_WORDS:
+        return False
+    raise RequestValidationError(
+        [
+            {
+                "type": "bool_parsing",
+                "loc": ("query", _INCLUDE_INPUT),
+                "msg": "Input should be a valid boolean, unable to interpret input",
+            }
+        ]
+    )
+
+
 @router.post(
     "/predict",
     response_model=PredictionResponse,
     responses=_PREDICT_ERRORS,
-    openapi_extra={"requestBody": _PREDICT_REQUEST_BODY},
+    openapi_extra={"requestBody": _PREDICT_REQUEST_BODY, "parameters": [_INCLUDE_INPUT_PARAMETER]},
 )
-async def predict(
-    request: Request,
-    include_input: Annotated[
-        bool,
-        Query(description="Also return the 28 x 28 digit the model saw, as a base64 PNG."),
-    ] = False,
-) -> Response:
+async def predict(request: Request) -> Response:
     """Classify one image of a handwritten digit."""
     model, settings = serving_model_of(request), settings_of(request)
+    include_input = include_input_of(request)
     data = await read_single_image(request)
-    prediction = await _classify_one(data, model, settings, decode_gate_of(request))
+    prediction = await _classify_one(
+        data, model, settings, decode_gate_of(request), telemetry_of(request)
+    )
     payload: dict[str, Any] = {
         "digit": prediction.digit,
         "confidence": prediction.confidence,
@@ -294,6 +357,7 @@ async def predict_batch(request: Request) -> Response:
             model=model,
             max_pixels=settings.MAX_IMAGE_PIXELS,
             gate=decode_gate_of(request),
+            observer=telemetry_of(request),
         )
     )
     results: list[dict[str, Any]] = []
@@ -324,3 +388,13 @@ def _batch_item(index: int, outcome: DigitPrediction | InputError) -> dict[str, 
         },
         "error": None,
     }
+
+
+def install_fast_routes(app: FastAPI) -> None:
+    """Serve ``POST /predict`` and ``POST /predict/batch`` through plain Starlette routes placed
+    before all others (see the module's docstring); the ``APIRoute`` declarations of ``router``
+    stay for the OpenAPI document. Call it after ``app.include_router(router)``."""
+    app.router.routes[0:0] = [
+        Route("/predict", predict, methods=["POST"], include_in_schema=False),
+        Route("/predict/batch", predict_batch, methods=["POST"], include_in_schema=False),
+    ]

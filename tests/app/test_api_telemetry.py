@@ -1,0 +1,212 @@
+"""``GET /monitoring/prometheus/metrics``: Prometheus telemetry that moves with the traffic,
+parses with ``prometheus_client``'s own parser, can be switched off, and adds up every worker
+of a multi-worker ``mnist-serve``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from numpy.typing import NDArray
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.conftest import EncodeImage
+
+METRICS_PATH = "/monitoring/prometheus/metrics"
+MNIST_SERVE = Path(sys.executable).with_name("mnist-serve")
+START_TIMEOUT_SECONDS = 60.0
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def _parse(text: str) -> Samples:
+    """Every sample of an exposition, keyed by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _scrape(client: TestClient | httpx.Client) -> Samples:
+    response = client.get(METRICS_PATH)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return _parse(response.text)
+
+
+def _value(samples: Samples, metric: str, /, **labels: str) -> float:
+    return samples.get((metric, frozenset(labels.items())), 0.0)
+
+
+def _requests(samples: Samples, route: str, status: str, method: str = "POST") -> float:
+    return _value(samples, "mnist_http_requests_total", route=route, method=method, status=status)
+
+
+@pytest.fixture(scope="module")
+def digit_png(
+    mnist_sample: tuple[NDArray[np.uint8], NDArray[np.int64]], encode: EncodeImage
+) -> bytes:
+    images, _ = mnist_sample
+    return encode(images[0])
+
+
+def test_prometheus_metrics_move_after_a_prediction(client: TestClient, digit_png: bytes) -> None:
+    before = _scrape(client)
+
+    answer = client.post("/predict", files={"file": ("d.png", digit_png, "image/png")}).json()
+
+    after = _scrape(client)
+    assert _requests(after, "/predict", "200") == _requests(before, "/predict", "200") + 1
+    digit = str(answer["digit"])
+    assert _value(after, "mnist_predictions_total", digit=digit) == (
+        _value(before, "mnist_predictions_total", digit=digit) + 1
+    )
+    for stage in ("preprocessing", "inference"):
+        name = f"mnist_{stage}_duration_seconds_count"
+        assert _value(after, name) == _value(before, name) + 1
+        assert _value(after, f"mnist_{stage}_duration_seconds_sum") > 0
+    latency_count = "mnist_http_request_duration_seconds_count"
+    assert _value(after, latency_count, route="/predict") == (
+        _value(before, latency_count, route="/predict") + 1
+    )
+
+
+def test_prometheus_metrics_count_a_batch_once_per_forward_pass(
+    client: TestClient, digit_png: bytes
+) -> None:
+    before = _scrape(client)
+    files = [("file", (f"d{index}.png", digit_png, "image/png")) for index in range(3)]
+
+    response = client.post("/predict/batch", files=files)
+
+    after = _scrape(client)
+    assert response.status_code == 200
+    assert (
+        _requests(after, "/predict/batch", "200") == _requests(before, "/predict/batch", "200") + 1
+    )
+    predictions = "mnist_predictions_total"
+    assert sum(_value(after, predictions, digit=str(d)) for d in range(10)) == (
+        sum(_value(before, predictions, digit=str(d)) for d in range(10)) + 3
+    )
+    preprocessing = "mnist_preprocessing_duration_seconds_count"
+    assert _value(after, preprocessing) == _value(before, preprocessing) + 3
+    inference = "mnist_inference_duration_seconds_count"
+    assert _value(after, inference) == _value(before, inference) + 1
+
+
+def test_prometheus_metrics_count_errors_by_status(client: TestClient) -> None:
+    before = _scrape(client)
+
+    client.post("/predict", content=b"", headers={"Content-Type": "image/png"})
+    client.get("/no/such/path")
+
+    after = _scrape(client)
+    assert _requests(after, "/predict", "400") == _requests(before, "/predict", "400") + 1
+    assert _requests(after, "other", "404", method="GET") == (
+        _requests(before, "other", "404", method="GET") + 1
+    )
+
+
+def test_prometheus_metrics_name_the_served_model(client: TestClient) -> None:
+    model = client.app.state.model  # type: ignore[attr-defined]
+
+    samples = _scrape(client)
+
+    info = _value(samples, "mnist_model_info", name=model.archive.model_name, sha256=model.sha256)
+    assert info == 1
+    loaded_at = _value(samples, "mnist_model_loaded_timestamp_seconds")
+    assert loaded_at == pytest.approx(model.loaded_at.timestamp())
+
+
+def test_telemetry_disabled_has_no_endpoint_and_still_predicts(
+    serving_settings: Settings, digit_png: bytes
+) -> None:
+    settings = serving_settings.model_copy(update={"TELEMETRY_ENABLED": False})
+    with TestClient(create_app(settings)) as quiet_client:
+        scrape = quiet_client.get(METRICS_PATH)
+        answer = quiet_client.post(
+            "/predict", content=digit_png, headers={"Content-Type": "image/png"}
+        )
+
+    assert scrape.status_code == 404
+    assert answer.status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def two_worker_server(
+    committed_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """``mnist-serve --workers 2`` on a free port; its URL."""
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in Settings.model_fields
+        and name not in ("PYTHONWARNINGS", "PROMETHEUS_MULTIPROC_DIR")
+    }
+    environment["MODEL_DIR"] = str(committed_model_dir)
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(MNIST_SERVE), "--port", str(port), "--workers", "2"],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_SECONDS
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mnist-serve did not become ready:\n{log_path.read_text()}")
+                time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def test_prometheus_metrics_add_up_every_worker(two_worker_server: str, digit_png: bytes) -> None:
+    requests = 12
+    # A new connection per request, so that the kernel spreads them over both workers.
+    for _ in range(requests):
+        response = httpx.post(
+            f"{two_worker_server}/predict",
+            content=digit_png,
+            headers={"Content-Type": "image/png"},
+        )
+        assert response.status_code == 200
+
+    with httpx.Client(base_url=two_worker_server) as scraper:
+        scrapes = [_scrape(scraper) for _ in range(4)]
+
+    for samples in scrapes:
+        assert _requests(samples, "/predict", "200") == requests
+        assert (
+            sum(_value(samples, "mnist_predictions_total", digit=str(d)) for d in range(10))
+            == requests
+        )
