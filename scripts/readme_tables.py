@@ -66,7 +66,7 @@ def _format_default(name: str, value: object) -> str:
         text = str(value).lower()
     elif isinstance(value, Path):
         text = value.as_posix()
-    elif value is None:
+    elif value is None or value == []:
         return "unset"
     else:
         text = str(value)
@@ -84,7 +84,12 @@ def render_settings() -> str:
 
     lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
-        default = "required" if field.is_required() else _format_default(name, field.default)
+        if field.is_required():
+            default = "required"
+        elif field.default_factory is not None:
+            default = _format_default(name, field.get_default(call_default_factory=True))
+        else:
+            default = _format_default(name, field.default)
         description = (field.description or "").replace("|", "\\|")
         lines.append(f"| `{name}` | {default} | {description} |")
     return "\n".join(lines)

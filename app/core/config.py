@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     PORT: Annotated[int, Field(ge=1, le=65535)] = Field(default=8000, description="TCP port.")
     WEB_CONCURRENCY: Annotated[int, Field(ge=1, le=64)] = Field(
         default=1,
-        description="Worker processes; each holds its own copy of the model (about 60 MB RSS).",
+        description="Worker processes; each holds its own copy of the model (about 100 MB RSS).",
     )
     LOG_LEVEL: LogLevel = Field(default="INFO", description="Level of the service's log lines.")
     LOG_ACCESS: bool = Field(default=False, description="Log one line per request.")

@@ -1,28 +1,28 @@
 """Fixtures for the real-browser tests: the real service in a subprocess and Debian's headless
 Chromium driven by Playwright.
 
-The service is started with uvicorn on a free port of 127.0.0.1 and the model in ``MODEL_DIR``
-(default: the repository's ``models/``). Set ``E2E_BASE_URL`` to test a service that is already
-running instead (a container, say). The browser is ``/usr/bin/chromium`` (``CHROMIUM_PATH``
-overrides it); Playwright never downloads one. When the browser or the model is missing, the tests
-are skipped with the reason, except under ``CI=true``, where that is a failure.
+The service is started with ``mnist-serve`` (as ``./scripts/serve`` starts it) on a free port
+of 127.0.0.1 and the model in ``MODEL_DIR`` (default: the repository's ``models/``). Set
+``E2E_BASE_URL`` to test a service that is already running instead (a container, say). The
+browser is ``/usr/bin/chromium`` (``CHROMIUM_PATH`` overrides it); Playwright never downloads
+one. When the browser or the model is missing, the tests are skipped with the reason, except
+under ``CI=true``, where that is a failure.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-import httpx
 import pytest
 
+from bench.servers import LOOPBACK, ServerProcess, ServerStartError, ServiceSpec
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
+MNIST_SERVE = Path(sys.executable).with_name("mnist-serve")
 CHROMIUM_PATH = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
@@ -57,13 +57,6 @@ def missing_prerequisite(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _model_dir() -> Path:
     configured = Path(os.environ.get("MODEL_DIR", "models"))
     model_dir = configured if configured.is_absolute() else REPO_ROOT / configured
@@ -76,28 +69,6 @@ def _model_dir() -> Path:
     return model_dir
 
 
-def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + SERVICE_START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"the service exited with code {process.returncode} before it was ready; its "
-                f"log:\n{log_path.read_text(errors='replace')}",
-                pytrace=False,
-            )
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(
-        f"the service was not ready within {SERVICE_START_TIMEOUT_SECONDS:.0f} s; its log:\n"
-        f"{log_path.read_text(errors='replace')}",
-        pytrace=False,
-    )
-
-
 @pytest.fixture(scope="session")
 def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of the real service, started for this test session unless E2E_BASE_URL is set."""
@@ -106,36 +77,23 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield external
         return
 
-    model_dir = _model_dir()
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("service") / "uvicorn.log"
-    environment = {**os.environ, "MODEL_DIR": str(model_dir)}
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app.main:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=environment, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_until_ready(process, base_url, log_path)
-        yield base_url
-    finally:
-        process.terminate()
+    server = ServerProcess(
+        ServiceSpec(
+            name="ours",
+            kind="ours",
+            description="mnist-serve for the browser tests",
+            command=(str(MNIST_SERVE), "--host", LOOPBACK, "--port", "{port}"),
+            env={"MODEL_DIR": str(_model_dir()), "API_KEY": "", "CORS_ALLOW_ORIGINS": ""},
+        ),
+        cwd=REPO_ROOT,
+        log_path=tmp_path_factory.mktemp("service") / "mnist-serve.log",
+    )
+    with server:
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+            server.wait_ready(timeout_s=SERVICE_START_TIMEOUT_SECONDS)
+        except ServerStartError as error:
+            pytest.fail(f"the service did not start: {error}", pytrace=False)
+        yield f"http://{LOOPBACK}:{server.port}"
 
 
 @pytest.fixture(scope="session")
