@@ -8,7 +8,7 @@ It prints two figures and compares each with its target:
     must be within 1.5 points of the offline test accuracy. Also printed: the model's accuracy
     on the same corpus digits as plain 28 x 28 images, and a breakdown by rendering.
 
-    python -m bench.accuracy                          # starts uvicorn on 127.0.0.1 with models/
+    python -m bench.accuracy                          # starts mnist-serve on 127.0.0.1, models/
     python -m bench.accuracy --url http://127.0.0.1:8000
     python -m bench.accuracy --offline                # no HTTP: prepare_upload + Keras in-process
     python -m bench.accuracy --corpus /tmp/corpus-dev # another corpus (e.g. --split train)
@@ -267,19 +267,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind="ours",
         description="the digit service with the committed model",
         command=(
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:create_app",
-            "--factory",
+            str(Path(sys.executable).with_name("mnist-serve")),
             "--host",
             "127.0.0.1",
             "--port",
             "{port}",
-            "--log-level",
-            "warning",
         ),
-        env={"MODEL_DIR": str(arguments.model_dir.resolve())},
+        env={
+            "MODEL_DIR": str(arguments.model_dir.resolve()),
+            "LOG_LEVEL": "WARNING",
+            "API_KEY": "",
+        },
     )
     log_path = Path(tempfile.gettempdir()) / "bench-accuracy-server.log"
     with ServerProcess(spec, cwd=REPO_ROOT, log_path=log_path) as server:
