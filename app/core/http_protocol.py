@@ -10,7 +10,19 @@ header of any length. :class:`GuardedHttpToolsProtocol` adds:
   ``408`` and the connection is closed; a connection that sent nothing at all is just closed;
 * a head size limit, :data:`MAX_REQUEST_HEAD_BYTES`: past it, ``431`` and close;
 * a JSON error body (with a request ID) where uvicorn answers bytes that are not HTTP with a
-  plain-text ``400``.
+  plain-text ``400``;
+* a graceful shutdown that does not cut off a request already on its way. Uvicorn's own
+  ``shutdown()`` closes every connection without a request being handled, including one whose
+  request head is half-way through arriving and one accepted a moment before the signal whose
+  request has not arrived yet: their clients see the connection dropped. Here a connection
+  whose request has begun finishes that request (then closes), a freshly accepted connection
+  gets :data:`SHUTDOWN_FIRST_REQUEST_GRACE_SECONDS` for its request to begin, and only an idle
+  kept-alive connection is closed at once.
+
+What no protocol class can help: connections the kernel has completed but the server has not
+yet accepted when uvicorn closes its listening socket are reset by the kernel. Behind a load
+balancer that is avoided by taking the instance out of rotation before signalling it (the
+Kubernetes manifest's ``preStop`` pause, deploy/k8s/deployment.yaml).
 
 Bodies are timed by the app (:mod:`app.api.timeouts`). ``mnist-serve`` runs uvicorn with this
 class (``http=HTTP_PROTOCOL``); the import string keeps the configuration picklable for
@@ -37,6 +49,10 @@ HTTP_PROTOCOL: Final = "app.core.http_protocol:GuardedHttpToolsProtocol"
 MAX_REQUEST_HEAD_BYTES: Final = 64 * 1024
 """Largest request line plus headers accepted (``431`` above); browsers send under 8 KiB."""
 
+SHUTDOWN_FIRST_REQUEST_GRACE_SECONDS: Final = 1.0
+"""At shutdown, how long a connection accepted just before, with nothing received yet, may take
+to begin its request (a client sends it right after connecting, well within this)."""
+
 logger = logging.getLogger("app.http")
 
 
@@ -58,6 +74,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         # Heads and bodies that ended on this connection, to tell which reads were head only.
         self._boundaries = 0
+        # Set by shutdown(): the request under way or about to begin is this connection's last.
+        self._last_request = False
+        self._shutdown_grace_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the clock for the first request's head."""
@@ -65,9 +84,51 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Drop the timer with the connection."""
+        """Drop the timers with the connection."""
         self._cancel_head_timer()
+        if self._shutdown_grace_timer is not None:
+            self._shutdown_grace_timer.cancel()
+            self._shutdown_grace_timer = None
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The server is stopping (its listening socket is already closed): let the request on
+        this connection that is being handled, or has begun arriving, or is about to arrive on
+        a fresh connection, be answered, then close; close an idle kept-alive connection now.
+
+        Uvicorn then waits, up to ``SHUTDOWN_TIMEOUT_SECONDS``, until every connection has
+        closed. The head and body time limits still apply to the requests finishing here.
+        """
+        if self.transport.is_closing():
+            return
+        self._last_request = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A request is being handled: it is answered with "Connection: close".
+            state = "finishing the request being handled"
+            self.cycle.keep_alive = False
+        elif self._request_begun:
+            # Its head is arriving: on_headers_complete turns keep-alive off.
+            state = "finishing the request whose head is arriving"
+        elif self.cycle is None:
+            state = "waiting for the first request of a connection accepted just before"
+            self._shutdown_grace_timer = self.loop.call_later(
+                SHUTDOWN_FIRST_REQUEST_GRACE_SECONDS, self._close_if_no_request
+            )
+        else:
+            state = "closing an idle kept-alive connection"
+            self.transport.close()
+        logger.debug("shutdown: connection from %s: %s", _address(self.client), state)
+
+    def _close_if_no_request(self) -> None:
+        """The shutdown grace of a fresh connection is over: close it unless a request began."""
+        self._shutdown_grace_timer = None
+        if self.cycle is None and not self._request_begun and not self.transport.is_closing():
+            logger.info(
+                "shutdown: closed the connection from %s, which sent no request within %g s",
+                _address(self.client),
+                SHUTDOWN_FIRST_REQUEST_GRACE_SECONDS,
+            )
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         """Parse as uvicorn does, then refuse a head that has grown past the size limit.
@@ -101,6 +162,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._boundaries += 1
         super().on_headers_complete()
+        if self._last_request and self.cycle is not None:
+            # The server is stopping: answer this request with "Connection: close".
+            self.cycle.keep_alive = False
 
     def on_message_complete(self) -> None:
         """The body arrived; what follows on this connection is the next request's head."""
@@ -149,6 +213,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         )
         self.transport.write(head.encode("ascii") + body)
         self.transport.close()
+
+
+def _address(client: tuple[str, int] | None) -> str:
+    """``host:port`` of a connection's client, as uvicorn's access log writes it."""
+    return f"{client[0]}:{client[1]}" if client else "an unknown client"
 
 
 _REASONS: Final = {
