@@ -76,6 +76,17 @@ def session_cpu_seconds(session_id: int) -> float:
     return sum(stat.cpu_seconds for stat in session_processes(session_id))
 
 
+def cpu_seconds_by_process(session_id: int) -> dict[int, float]:
+    """CPU seconds used so far by each live process of a session, by pid."""
+    return {stat.pid: stat.cpu_seconds for stat in session_processes(session_id)}
+
+
+def busiest_process_cpu_seconds(before: dict[int, float], after: dict[int, float]) -> float:
+    """The most CPU seconds any one process used between two :func:`cpu_seconds_by_process`
+    snapshots (a process started in between counts from zero)."""
+    return max((seconds - before.get(pid, 0.0) for pid, seconds in after.items()), default=0.0)
+
+
 def _command_line(pid: int) -> str:
     try:
         raw = (_PROC / str(pid) / "cmdline").read_bytes()

@@ -37,7 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.images import BenchImages, write_bench_images
-from bench.process_stats import MemoryWatcher, machine_busy_cpu_seconds, session_cpu_seconds
+from bench.process_stats import (
+    MemoryWatcher,
+    busiest_process_cpu_seconds,
+    cpu_seconds_by_process,
+    machine_busy_cpu_seconds,
+    session_cpu_seconds,
+)
 from bench.report import write_reports
 from bench.scenarios import Scenario, probe, scenarios_for
 from bench.servers import (
@@ -365,8 +371,17 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+@dataclass(frozen=True)
+class PointCpu:
+    """CPU seconds used during one point besides the server's and wrk's own (in
+    :class:`LoadResult`): other programs, and the server's busiest single process."""
+
+    other_s: float
+    busiest_process_s: float
+
+
 def _point_record(
-    service: ServiceSpec, scenario: Scenario, result: LoadResult, other_cpu_s: float, peak_kib: int
+    service: ServiceSpec, scenario: Scenario, result: LoadResult, cpu: PointCpu, peak_kib: int
 ) -> dict[str, Any]:
     duration = result.duration_s or 1.0
     return {
@@ -388,7 +403,8 @@ def _point_record(
         "socket_errors": result.socket_errors,
         "server_cpu_percent": round(100 * result.server_cpu_s / duration, 1),
         "client_cpu_percent": round(100 * result.client_cpu_s / duration, 1),
-        "other_cpu_percent": round(100 * other_cpu_s / duration, 1),
+        "other_cpu_percent": round(100 * cpu.other_s / duration, 1),
+        "busiest_process_cpu_percent": round(100 * cpu.busiest_process_s / duration, 1),
         "peak_rss_mib": round(peak_kib / 1024, 1),
     }
 
@@ -420,10 +436,13 @@ def _load_point(
     duration_s: int,
     settings: BenchSettings,
     log_path: Path,
-) -> tuple[LoadResult, float]:
-    """Run wrk once; also return the CPU seconds other programs used meanwhile."""
+) -> tuple[LoadResult, PointCpu]:
+    """Run wrk once; also return the CPU seconds other programs used meanwhile and those of
+    the server's busiest process (with several workers, it shows how evenly the kernel spread
+    wrk's connections over them)."""
     _settle(server, timeout_s=settings.timeout_s + 5.0)
     busy_before = machine_busy_cpu_seconds()
+    processes_before = cpu_seconds_by_process(server.pid)
     result = run_wrk(
         f"http://{LOOPBACK}:{server.port}{scenario.path}",
         script=scenario.script,
@@ -436,7 +455,9 @@ def _load_point(
         log_path=log_path,
     )
     busy = machine_busy_cpu_seconds() - busy_before
-    return result, max(0.0, busy - result.client_cpu_s - result.server_cpu_s)
+    busiest_s = busiest_process_cpu_seconds(processes_before, cpu_seconds_by_process(server.pid))
+    other_s = max(0.0, busy - result.client_cpu_s - result.server_cpu_s)
+    return result, PointCpu(other_s=other_s, busiest_process_s=busiest_s)
 
 
 def measure_service(
@@ -492,7 +513,7 @@ def measure_service(
                 )
                 for concurrency in levels:
                     watcher.reset_window()
-                    result, other_cpu_s = _load_point(
+                    result, point_cpu = _load_point(
                         server,
                         scenario,
                         concurrency,
@@ -501,7 +522,7 @@ def measure_service(
                         raw_dir / f"{slug}_c{concurrency}.txt",
                     )
                     point = _point_record(
-                        spec, scenario, result, other_cpu_s, watcher.window_peak_rss_kib()
+                        spec, scenario, result, point_cpu, watcher.window_peak_rss_kib()
                     )
                     points.append(point)
                     _log(f"   {scenario.label:<22} c={concurrency:<3} {_summary(result)}")

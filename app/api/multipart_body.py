@@ -163,6 +163,8 @@ def _parameters(text: str) -> list[tuple[str, str]]:
     for match in _PARAMETER_PATTERN.finditer(text):
         value = match.group(2).strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = _QUOTED_PAIR.sub(r"\1", value[1:-1])
+            value = value[1:-1]
+            if "\\" in value:
+                value = _QUOTED_PAIR.sub(r"\1", value)
         found.append((match.group(1).lower(), value))
     return found

@@ -8,6 +8,9 @@ The order of checks is what keeps hostile uploads cheap:
    only with their own Pillow plugin; text, markup, PDF and other known non-image content is
    refused as an unsupported media type.
 3. A PNG's chunk structure and checksums are verified (Pillow does not check the pixel chunks).
+   A plain 8-bit greyscale PNG (the MNIST case) is then decoded from those chunks directly by
+   Pillow's zlib decoder, skipping the Python-level parsing of ``Image.open``: about 5 µs
+   instead of 14 µs for a 28 x 28 digit, the same pixels.
 4. The header is parsed and the declared width x height compared with ``max_pixels`` before any
    pixel data is decoded, so a tiny file declaring 50,000 x 50,000 pixels is refused at once.
 5. Only then are the pixels decoded (the first frame of an animation); a large JPEG is decoded
@@ -24,6 +27,8 @@ import codecs
 import io
 import struct
 import zlib
+from dataclasses import dataclass
+from typing import Final
 
 from PIL import Image, ImageOps
 
@@ -81,6 +86,16 @@ _NON_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 
 _ALLOWED_TEXT_CONTROLS = frozenset("\t\n\r\f\v")
 
+_IHDR_LENGTH: Final = 13
+_PNG_GREY: Final = 0
+"""IHDR colour type of a greyscale PNG without alpha."""
+_PNG_PLAIN_GREY_CHUNKS: Final = frozenset(
+    {b"IHDR", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"pHYs", b"tEXt", b"tIME"}
+)  # fmt: skip
+"""Chunks that leave a greyscale PNG's pixels as stored: no transparency (``tRNS``), EXIF
+orientation (``eXIf``) or animation, which only Pillow's full reader handles. Compressed text
+(``zTXt``, ``iTXt``) goes through Pillow too, which refuses a text bomb with 400 as before."""
+
 _TOO_MANY_PIXELS = "the image declares far more pixels than allowed (a decompression bomb?)"
 
 
@@ -110,16 +125,23 @@ def decode_upload(data: bytes, *, max_pixels: int) -> Image.Image:
         raise EmptyUploadError("the upload is empty: send the image's bytes")
     image_format = sniff_image_format(data[:_SNIFF_BYTES])
     if image_format == "PNG":
-        check_png_structure(data)
+        layout = check_png_structure(data)
+        if layout.is_plain_grey:
+            _check_pixel_count(layout.width, layout.height, max_pixels)
+            return _decode_plain_grey_png(data, layout)
     image = _open_header(data, image_format)
-    width, height = image.size
+    _check_pixel_count(*image.size, max_pixels)
+    return _load_pixels(image)
+
+
+def _check_pixel_count(width: int, height: int, max_pixels: int) -> None:
+    """Refuse an empty size, or more than ``max_pixels`` pixels."""
     if width <= 0 or height <= 0:
         raise InvalidImageError("the image declares an empty size")
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"the image is {width} x {height} pixels, more than the {max_pixels:,} allowed"
         )
-    return _load_pixels(image)
 
 
 def sniff_image_format(head: bytes) -> str:
@@ -156,14 +178,52 @@ def sniff_image_format(head: bytes) -> str:
     )
 
 
-def check_png_structure(data: bytes) -> None:
-    """Walk a PNG's chunks and verify each one's length and CRC up to ``IEND``.
+@dataclass(frozen=True, slots=True)
+class PngLayout:
+    """What :func:`check_png_structure` learnt about a PNG: its header and where its chunks are."""
+
+    width: int
+    height: int
+    bit_depth: int
+    colour_type: int
+    compression: int
+    filter_method: int
+    interlace: int
+    chunk_types: frozenset[bytes]
+    image_data_spans: tuple[tuple[int, int], ...]
+    """(start, end) of each ``IDAT`` chunk's body, in order."""
+
+    @property
+    def is_plain_grey(self) -> bool:
+        """Whether the PNG is 8-bit grey, not interlaced, and has no chunk that changes how its
+        pixels are read (see :data:`_PNG_PLAIN_GREY_CHUNKS`): it decodes to the stored bytes."""
+        return (
+            self.bit_depth == 8
+            and self.colour_type == _PNG_GREY
+            and self.compression == 0
+            and self.filter_method == 0
+            and self.interlace == 0
+            and bool(self.image_data_spans)
+            and self.chunk_types <= _PNG_PLAIN_GREY_CHUNKS
+            and (
+                Image.MAX_IMAGE_PIXELS is None or self.width * self.height <= Image.MAX_IMAGE_PIXELS
+            )
+        )
+
+
+def check_png_structure(data: bytes) -> PngLayout:
+    """Walk a PNG's chunks and verify each one's length and CRC up to ``IEND``; return its
+    header fields and chunk layout.
 
     Raises :class:`~app.errors.InvalidImageError` for a truncated file, a chunk whose checksum
-    does not match (a corrupted transfer) or a file without ``IEND``.
+    does not match (a corrupted transfer), a file without ``IEND`` or one that does not start
+    with a well-formed ``IHDR`` chunk.
     """
     position = len(_PNG_SIGNATURE)
     end = len(data)
+    header: tuple[int, ...] | None = None
+    chunk_types: set[bytes] = set()
+    image_data_spans: list[tuple[int, int]] = []
     while True:
         if position + 8 > end:
             raise InvalidImageError("the PNG image is truncated")
@@ -174,9 +234,48 @@ def check_png_structure(data: bytes) -> None:
         (expected_crc,) = struct.unpack_from(">I", data, body_end)
         if zlib.crc32(data[position + 4 : body_end]) != expected_crc:
             raise InvalidImageError("the PNG image is corrupt: a chunk's checksum does not match")
-        if chunk_type == b"IEND":
-            return
+        if header is None:
+            if chunk_type != b"IHDR" or length != _IHDR_LENGTH:
+                raise InvalidImageError("the PNG image does not start with its header chunk")
+            header = struct.unpack_from(">IIBBBBB", data, position + 8)
+        chunk_types.add(chunk_type)
+        if chunk_type == b"IDAT":
+            image_data_spans.append((position + 8, body_end))
+        elif chunk_type == b"IEND":
+            width, height, bit_depth, colour_type, compression, filter_method, interlace = header
+            return PngLayout(
+                width=width,
+                height=height,
+                bit_depth=bit_depth,
+                colour_type=colour_type,
+                compression=compression,
+                filter_method=filter_method,
+                interlace=interlace,
+                chunk_types=frozenset(chunk_types),
+                image_data_spans=tuple(image_data_spans),
+            )
         position = body_end + 4
+
+
+def _decode_plain_grey_png(data: bytes, layout: PngLayout) -> Image.Image:
+    """The pixels of a PNG for which :attr:`PngLayout.is_plain_grey` holds, as an ``L`` image,
+    decoded by Pillow's own PNG (zlib and row filter) decoder straight from the ``IDAT``
+    chunks."""
+    spans = layout.image_data_spans
+    compressed = (
+        data[spans[0][0] : spans[0][1]]
+        if len(spans) == 1
+        else b"".join(data[start:stop] for start, stop in spans)
+    )
+    try:
+        image = Image.frombytes("L", (layout.width, layout.height), compressed, "zip", "L")
+    except Exception:
+        raise InvalidImageError(
+            "the PNG image is corrupt or truncated and cannot be decoded"
+        ) from None
+    # Said as ``Image.open`` would say it, for code that reports or branches on the format.
+    image.format = "PNG"
+    return image
 
 
 def _looks_like_text(head: bytes) -> bool:

@@ -88,6 +88,34 @@ def test_decode_opens_supported_format_and_mode(image_format: str, mode: str) ->
     assert image.format == image_format
 
 
+@pytest.mark.parametrize(
+    ("size", "options"),
+    [
+        ((28, 28), {}),
+        ((1, 1), {}),
+        ((257, 129), {"optimize": True}),
+        ((600, 600), {"compress_level": 0}),
+    ],
+    ids=["mnist-size", "one-pixel", "filtered", "several-data-chunks"],
+)
+def test_decode_reads_grey_png_pixels_as_stored(
+    size: tuple[int, int], options: dict[str, object]
+) -> None:
+    width, height = size
+    pixels = np.random.default_rng(7).integers(0, 256, (height, width), dtype=np.uint8)
+    pixels[:, : width // 2] = 0  # Runs of zeros make the encoder pick several row filters.
+    data = encoded(Image.fromarray(pixels), "PNG", **options)
+    image = decode_upload(data, max_pixels=MAX_PIXELS)
+    assert (image.mode, image.format) == ("L", "PNG")
+    np.testing.assert_array_equal(np.asarray(image), pixels)
+    np.testing.assert_array_equal(np.asarray(image), np.asarray(Image.open(io.BytesIO(data))))
+
+
+def test_decode_keeps_transparency_of_grey_png() -> None:
+    data = encoded(gradient_image("L"), "PNG", transparency=0)
+    assert decode_upload(data, max_pixels=MAX_PIXELS).info["transparency"] == 0
+
+
 def test_decode_opens_sixteen_bit_png() -> None:
     values = (np.arange(40 * 30, dtype=np.uint16) * 50).reshape(30, 40)
     image = decode_upload(encoded(Image.fromarray(values), "PNG"), max_pixels=MAX_PIXELS)

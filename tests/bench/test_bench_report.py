@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.report import compute_targets, write_reports
+from bench.report import compute_targets, render_markdown, write_reports
 
 
 def _point(service: str, image: str, upload: str, concurrency: int, rps: float) -> dict[str, Any]:
@@ -107,6 +107,19 @@ def test_compute_targets_reads_ratios_and_limits_from_the_run() -> None:
     assert targets["ours-lean / ours req/s, 28x28 PNG multipart, c=16"].value == 1.05
 
 
+def test_compute_targets_does_not_judge_ratio_when_only_ceiling_ran_on_one_worker() -> None:
+    document = _document()
+    ceiling = document["results"][0]
+    ceiling["server_cpu_percent"], ceiling["busiest_process_cpu_percent"] = 100.0, 99.0
+    for point in document["results"][1:]:
+        point["busiest_process_cpu_percent"] = 95.0  # Of 180 %: spread over both workers.
+    targets = {target.name: target for target in compute_targets(document)}
+    vs_ceiling = targets["ours / ceiling req/s, 28x28 PNG multipart, c=16"]
+    assert (vs_ceiling.value, vs_ceiling.met) == (0.9, None)
+    assert "not judged" in vs_ceiling.goal
+    assert targets["ours / naive req/s, 28x28 PNG multipart, c=16"].met is True
+
+
 def test_compute_targets_missing_service_is_not_met_nor_failed() -> None:
     document = _document()
     document["results"] = [point for point in document["results"] if point["service"] != "naive"]
@@ -142,3 +155,18 @@ def test_write_reports_writes_json_markdown_and_chart(tmp_path: Path) -> None:
     markdown = (tmp_path / "benchmark.md").read_text()
     assert "| ours | png28 | raw | 16 | 4,400.0 |" in markdown
     assert (tmp_path / "benchmark.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_render_markdown_flags_point_served_by_one_worker() -> None:
+    document = _document()
+    for point in document["results"]:
+        point["busiest_process_cpu_percent"] = 95.0
+    document["results"][0]["busiest_process_cpu_percent"] = 99.0
+    document["results"][0]["server_cpu_percent"] = 100.0
+    markdown = render_markdown(document, compute_targets(document))
+    first = document["results"][0]
+    caution = next(line for line in markdown.splitlines() if "one worker process" in line)
+    assert f"{first['service']} {first['image']} {first['upload']} c={first['concurrency']}" in (
+        caution
+    )
+    assert caution.count(" c=") == 1

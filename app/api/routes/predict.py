@@ -7,7 +7,13 @@ classified inline: the threadpool round trip costs about 70-110 µs of CPU per r
 buys nothing when the work itself is that short. Measured on a 28 x 28 PNG with the ASGI app
 called directly: 500 µs of CPU per request inline, 609 µs offloaded; under wrk at concurrency
 16 with one worker: about 1,650 requests/s inline against 660-1,100 offloaded.
-A batch always goes to the threadpool.
+A batch always goes to the threadpool, one batch at a time per worker process
+(:data:`BATCH_THREADS`): batches are Python-heavy and hold the GIL most of the time, so several
+at once in one process only contend for it. With one worker at concurrency 4, 64 PNGs a
+request: 7,160 µs of CPU per request and 11,800 images/s with the threadpool's default of 40
+threads at once, against 2,760 µs and 23,400 images/s with one (wrk, see
+docs/performance.md).
+More batches at once run in more worker processes.
 
 Responses are encoded with orjson straight from the numpy arrays (about 1.5 µs); their schema
 is declared for the docs (``response_model``) but not re-validated per request.
@@ -25,9 +31,11 @@ are the app's.
 from __future__ import annotations
 
 import struct
+from functools import partial
 from typing import Any, Final
 
 import orjson
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -70,6 +78,9 @@ from app.inference.upload_classifier import (
 )
 
 router = APIRouter(tags=["prediction"])
+
+BATCH_THREADS: Final = 1
+"""Batches classified at the same time in one worker process (see the module's docstring)."""
 
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _PNG_IHDR_END: Final = 24
@@ -350,16 +361,15 @@ async def predict_batch(request: Request) -> Response:
     model, settings = serving_model_of(request), settings_of(request)
     uploads = await read_multipart_images(request, max_files=settings.MAX_BATCH_FILES)
     accepted = [upload.data for upload in uploads if upload.refusal is None]
-    outcomes = iter(
-        await run_in_threadpool(
-            classify_uploads,
-            accepted,
-            model=model,
-            max_pixels=settings.MAX_IMAGE_PIXELS,
-            gate=decode_gate_of(request),
-            observer=telemetry_of(request),
-        )
+    classify = partial(
+        classify_uploads,
+        accepted,
+        model=model,
+        max_pixels=settings.MAX_IMAGE_PIXELS,
+        gate=decode_gate_of(request),
+        observer=telemetry_of(request),
     )
+    outcomes = iter(await to_thread.run_sync(classify, limiter=_batch_limiter_of(request)))
     results: list[dict[str, Any]] = []
     for index, upload in enumerate(uploads):
         outcome: DigitPrediction | InputError = (
@@ -367,6 +377,12 @@ async def predict_batch(request: Request) -> Response:
         )
         results.append(_batch_item(index, outcome))
     return _json_response({"model_sha256": model.short_sha256, "results": results})
+
+
+def _batch_limiter_of(request: Request) -> CapacityLimiter | None:
+    """The app's bound on batches classified at once (None: the threadpool's default)."""
+    limiter: CapacityLimiter | None = getattr(request.app.state, "batch_limiter", None)
+    return limiter
 
 
 def _batch_item(index: int, outcome: DigitPrediction | InputError) -> dict[str, Any]:
@@ -394,6 +410,7 @@ def install_fast_routes(app: FastAPI) -> None:
     """Serve ``POST /predict`` and ``POST /predict/batch`` through plain Starlette routes placed
     before all others (see the module's docstring); the ``APIRoute`` declarations of ``router``
     stay for the OpenAPI document. Call it after ``app.include_router(router)``."""
+    app.state.batch_limiter = CapacityLimiter(BATCH_THREADS)
     app.router.routes[0:0] = [
         Route("/predict", predict, methods=["POST"], include_in_schema=False),
         Route("/predict/batch", predict_batch, methods=["POST"], include_in_schema=False),
