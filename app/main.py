@@ -16,7 +16,7 @@ from app.api.security import ApiKeyMiddleware, document_api_key, install_cors
 from app.api.timeouts import RequestBodyTimeoutMiddleware
 from app.core.config import Settings, get_settings
 from app.imaging.decode_gate import DecodeGate
-from app.telemetry.middleware import PrometheusMiddleware
+from app.telemetry.request_recorder import RequestRecorder
 from app.telemetry.service_metrics import ServiceMetrics
 
 DESCRIPTION = """\
@@ -58,13 +58,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_cors(app, settings.CORS_ALLOW_ORIGINS)
     app.add_middleware(StartupFailureMessageMiddleware)
+    # The request ID layer, outermost, also reports every answer to the telemetry (errors of
+    # the other middleware included).
+    recorder: RequestRecorder | None = None
     if settings.TELEMETRY_ENABLED:
-        # Inside the request ID (cheap, no body access): it counts every answer, errors of the
-        # other middleware included.
         app.state.telemetry = ServiceMetrics()
-        app.add_middleware(PrometheusMiddleware, metrics=app.state.telemetry)
+        recorder = RequestRecorder(app.state.telemetry)
         app.include_router(prometheus.router)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, recorder=recorder)
     for router in (predict.router, metrics.router, model.router, health.router, page.router):
         app.include_router(router)
     predict.install_fast_routes(app)

@@ -7,6 +7,8 @@ model.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,10 +53,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model.metrics.test.accuracy,
         settings.MODEL_DIR,
     )
+    # Telemetry is recorded in process and added to the Prometheus metrics once a second.
+    flushing = (
+        asyncio.create_task(telemetry.run_periodic_flush()) if telemetry is not None else None
+    )
     try:
         yield
     finally:
         # From here on the app is shutting down: /readyz answers 503.
         app.state.ready = False
-        if telemetry is not None:
+        if telemetry is not None and flushing is not None:
+            flushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flushing
+            telemetry.flush()
             forget_this_process()

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import Settings
 from app.main import create_app
+from app.telemetry.service_metrics import FLUSH_INTERVAL_SECONDS
 from tests.conftest import EncodeImage
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
@@ -202,6 +203,13 @@ def test_prometheus_metrics_add_up_every_worker(two_worker_server: str, digit_pn
         assert response.status_code == 200
 
     with httpx.Client(base_url=two_worker_server) as scraper:
+        # Each worker adds its counts to the shared files once a second (and the scraped one
+        # right away): wait for both, then check that every scrape sees them all.
+        deadline = time.monotonic() + 5 * FLUSH_INTERVAL_SECONDS
+        while _requests(_scrape(scraper), "/predict", "200") < requests:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         scrapes = [_scrape(scraper) for _ in range(4)]
 
     for samples in scrapes:

@@ -1,54 +1,37 @@
-"""``PrometheusMiddleware``: counts and times every HTTP request, pure ASGI.
+"""``RequestRecorder``: counts and times every HTTP request in the service's telemetry.
 
-Per request it reads a clock twice, looks the path up in a set and records two values (about
-3 µs in all); it never reads or copies a body.
+It is not a middleware layer of its own: the outermost middleware,
+:class:`~app.api.request_id.RequestIdMiddleware`, already sees every response start and end, and
+hands each one to this recorder (:meth:`RequestRecorder.record_response`), which saves a layer
+(a coroutine and a ``send`` closure) per request. Per request it looks the path up in a set and
+records two values in process (about 0.5 µs); it never reads or copies a body.
 """
 
 from __future__ import annotations
 
-from time import perf_counter
 from typing import Any
 
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from app.telemetry.service_metrics import OTHER_ROUTE, ServiceMetrics
 
-_SERVER_ERROR = 500
 
-
-class PrometheusMiddleware:
+class RequestRecorder:
     """Record each HTTP request's route, method, status and duration in ``metrics``.
 
-    The duration runs from the request reaching this middleware to the end of its response. A
-    request whose handler raises is counted with status 500, which is what the client gets.
+    ``route`` is the request's path if the app serves it, its mount's prefix, or ``other``,
+    so that scanners cannot blow up the number of series.
     """
 
-    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics) -> None:
-        self.app = app
+    def __init__(self, metrics: ServiceMetrics) -> None:
         self.metrics = metrics
         self._paths: frozenset[str] | None = None
         self._mount_prefixes: tuple[str, ...] = ()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = perf_counter()
-        status = _SERVER_ERROR
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_recording_status)
-        finally:
-            self.metrics.observe_request(
-                self._route_of(scope), scope["method"], status, perf_counter() - started
-            )
+    def record_response(self, scope: Scope, status: int, seconds: float) -> None:
+        """Count one answered request (``status`` 500 if its handler raised) and its duration."""
+        self.metrics.observe_request(self._route_of(scope), scope["method"], status, seconds)
 
     def _route_of(self, scope: Scope) -> str:
         """The request's path if the app serves it, its mount's prefix, or ``other``."""
