@@ -126,6 +126,7 @@ def test_openapi_documents_every_endpoint_with_examples(client: TestClient) -> N
         ("get", "/model"),
         ("get", "/healthz"),
         ("get", "/readyz"),
+        ("get", "/monitoring/prometheus/metrics"),
     }
     documented = {(method, path) for path, item in schema["paths"].items() for method in item}
     assert expected <= documented

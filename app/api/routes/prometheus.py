@@ -18,6 +18,23 @@ PROMETHEUS_PATH: Final = "/monitoring/prometheus/metrics"
 
 router = APIRouter(tags=["monitoring"])
 
+EXPOSITION_EXAMPLE: Final = """\
+# HELP mnist_http_requests_total HTTP requests answered, by route, method and status code.
+# TYPE mnist_http_requests_total counter
+mnist_http_requests_total{method="POST",route="/predict",status="200"} 1523.0
+mnist_http_requests_total{method="POST",route="/predict",status="422"} 4.0
+# TYPE mnist_http_request_duration_seconds histogram
+mnist_http_request_duration_seconds_bucket{le="0.001",route="/predict"} 1490.0
+mnist_http_request_duration_seconds_bucket{le="+Inf",route="/predict"} 1527.0
+mnist_http_request_duration_seconds_count{route="/predict"} 1527.0
+mnist_http_request_duration_seconds_sum{route="/predict"} 1.93
+# TYPE mnist_predictions_total counter
+mnist_predictions_total{digit="7"} 160.0
+# TYPE mnist_model_info gauge
+mnist_model_info{name="mnist_dense",sha256="5f237d69efeb..."} 1.0
+"""
+"""An excerpt of a scrape, for the OpenAPI documentation."""
+
 
 @router.get(
     PROMETHEUS_PATH,
@@ -25,7 +42,12 @@ router = APIRouter(tags=["monitoring"])
     responses={
         200: {
             "description": "Prometheus text exposition format.",
-            "content": {EXPOSITION_CONTENT_TYPE: {"schema": {"type": "string"}}},
+            "content": {
+                EXPOSITION_CONTENT_TYPE: {
+                    "schema": {"type": "string"},
+                    "example": EXPOSITION_EXAMPLE,
+                }
+            },
         }
     },
 )
