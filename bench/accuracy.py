@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import io
 import json
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -36,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from bench.servers import ServerProcess, ServiceSpec
+from bench.servers import ServerProcess, mnist_serve_spec
 from bench.user_corpus import DEFAULT_OUTPUT, LABELS_FILE, generate, load_digits, read_labels
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -262,22 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if run(arguments, offline_classifier(arguments.model_dir)) else 1
     if arguments.url:
         return 0 if run(arguments, http_classifier(arguments.url, arguments.concurrency)) else 1
-    spec = ServiceSpec(
-        name="ours",
-        kind="ours",
-        description="the digit service with the committed model",
-        command=(
-            str(Path(sys.executable).with_name("mnist-serve")),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "{port}",
-        ),
-        env={
-            "MODEL_DIR": str(arguments.model_dir.resolve()),
-            "LOG_LEVEL": "WARNING",
-            "API_KEY": "",
-        },
+    spec = mnist_serve_spec(
+        "the digit service with the committed model",
+        model_dir=arguments.model_dir.resolve(),
+        LOG_LEVEL="WARNING",
     )
     log_path = Path(tempfile.gettempdir()) / "bench-accuracy-server.log"
     with ServerProcess(spec, cwd=REPO_ROOT, log_path=log_path) as server:

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from bench.process_stats import session_processes
 
 LOOPBACK = "127.0.0.1"
 """The only address the benchmark talks to."""
+
+MNIST_SERVE = Path(sys.executable).with_name("mnist-serve")
+"""The service's console script in this environment (what ``./scripts/serve`` runs)."""
 
 _running: set[ServerProcess] = set()
 
@@ -45,11 +49,31 @@ class ServiceSpec:
     """Program and arguments; ``{port}`` is replaced by the port chosen at start."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Variables added to the environment; ``{port}`` is replaced as in ``command``."""
+    env_removed: frozenset[str] = frozenset()
+    """Variables of the calling environment that the service does not inherit."""
     workers: int = 1
     raw_body: bool = False
     """Whether ``POST /predict`` accepts the image as the raw body."""
     batch: bool = False
     """Whether it has ``POST /predict/batch``."""
+
+
+def mnist_serve_spec(description: str, *, model_dir: Path, **settings: str) -> ServiceSpec:
+    """``mnist-serve`` on 127.0.0.1 and a free port, serving ``model_dir``, with ``settings``
+    (environment variables) and otherwise the defaults: none of the service's settings, nor a
+    Prometheus multiprocess folder or Python warning filters, is inherited from the caller, so
+    the optional protections (API key, CORS) are off unless given."""
+    from app.core.config import Settings  # Imported here: the other services do not need it.
+
+    return ServiceSpec(
+        name="ours",
+        kind="ours",
+        description=description,
+        command=(str(MNIST_SERVE), "--port", "{port}"),
+        env={"HOST": LOOPBACK, "MODEL_DIR": str(model_dir), **settings},
+        env_removed=frozenset(Settings.model_fields)
+        | {"PROMETHEUS_MULTIPROC_DIR", "PYTHONWARNINGS"},
+    )
 
 
 def free_port() -> int:
@@ -112,7 +136,9 @@ class ServerProcess:
         command = [self._expand(part) for part in self.spec.command]
         if self._cpus is not None:
             command = ["taskset", "--cpu-list", self._cpus, *command]
-        environment = dict(os.environ)
+        environment = {
+            name: value for name, value in os.environ.items() if name not in self.spec.env_removed
+        }
         environment.update({key: self._expand(value) for key, value in self.spec.env.items()})
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self._log_path.open("wb")

@@ -52,7 +52,7 @@ from PIL import Image
 from app.imaging.decode_gate import HEAVY_DECODE_PIXELS
 from bench.images import load_test_digits, render_photo
 from bench.process_stats import session_memory
-from bench.servers import LOOPBACK, ServerProcess, ServiceSpec
+from bench.servers import LOOPBACK, ServerProcess, mnist_serve_spec
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 DEFAULT_REQUESTS: Final = 10_000
@@ -446,21 +446,11 @@ def run_soak(requests: int, concurrency: int, *, log_path: Path) -> SoakResult:
     kinds = build_request_mix()
     warm_up = request_sequence(kinds, WARM_UP_REQUESTS, seed=_SEED)
     sequence = request_sequence(kinds, requests, seed=_SEED + 1)
-    spec = ServiceSpec(
-        name="ours",
-        kind="ours",
-        description="mnist-serve, default settings, one worker",
-        command=(str(Path(sys.executable).with_name("mnist-serve")), "--port", "{port}"),
-        env={
-            "HOST": LOOPBACK,
-            "MODEL_DIR": str(REPO_ROOT / "models"),
-            "MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT_BYTES),
-            "WEB_CONCURRENCY": "1",
-            "LOG_LEVEL": "warning",
-            # The optional protections are off, whatever the calling environment sets.
-            "API_KEY": "",
-            "CORS_ALLOW_ORIGINS": "",
-        },
+    spec = mnist_serve_spec(
+        "mnist-serve, default settings, one worker",
+        model_dir=REPO_ROOT / "models",
+        MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT_BYTES),
+        LOG_LEVEL="warning",
     )
     with ServerProcess(spec, cwd=REPO_ROOT, log_path=log_path) as server:
         server.wait_ready(timeout_s=_START_TIMEOUT_S)

@@ -25,9 +25,9 @@ from app.core.config import Settings
 from app.errors import ModelLoadError
 from app.inference.serving_model import METRICS_FILENAME, MODEL_FILENAME
 from app.main import create_app
+from bench.servers import LOOPBACK, MNIST_SERVE, ServerProcess, free_port, mnist_serve_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MNIST_SERVE = Path(sys.executable).with_name("mnist-serve")
 START_TIMEOUT_SECONDS = 60.0
 LIMIT_BYTES = 100_000
 
@@ -100,7 +100,7 @@ def test_mnist_serve_exits_non_zero_with_one_log_line_for_bad_model(
     model_dir = _bad_model_dir(kind, committed_model_dir, tmp_path / kind)
 
     completed = subprocess.run(
-        [str(MNIST_SERVE), "--port", str(_free_port())],
+        [str(MNIST_SERVE), "--port", str(free_port())],
         env=_service_environment(MODEL_DIR=str(model_dir), WEB_CONCURRENCY=workers),
         cwd=tmp_path,
         capture_output=True,
@@ -152,45 +152,20 @@ print(heavy)
     assert completed.stdout.strip() == "[]"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def running_server(
     committed_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """``mnist-serve`` on a free port of 127.0.0.1 with MAX_UPLOAD_BYTES = 100,000; its URL."""
-    port = _free_port()
+    spec = mnist_serve_spec(
+        "mnist-serve with a small body limit",
+        model_dir=committed_model_dir,
+        MAX_UPLOAD_BYTES=str(LIMIT_BYTES),
+    )
     log_path = tmp_path_factory.mktemp("server") / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(MNIST_SERVE), "--port", str(port)],
-            env=_service_environment(
-                MODEL_DIR=str(committed_model_dir), MAX_UPLOAD_BYTES=str(LIMIT_BYTES)
-            ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_SECONDS
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mnist-serve did not become ready:\n{log_path.read_text()}")
-                time.sleep(0.1)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with ServerProcess(spec, cwd=committed_model_dir, log_path=log_path) as server:
+        server.wait_ready(timeout_s=START_TIMEOUT_SECONDS)
+        yield f"http://{LOOPBACK}:{server.port}"
 
 
 def _raw_exchange(url: str, request_head: bytes, body_chunks: list[bytes]) -> bytes:

@@ -4,10 +4,6 @@ of a multi-worker ``mnist-serve``."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.core.config import Settings
 from app.main import create_app
 from app.telemetry.service_metrics import FLUSH_INTERVAL_SECONDS
+from bench.servers import LOOPBACK, ServerProcess, mnist_serve_spec
 from tests.conftest import EncodeImage
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
-MNIST_SERVE = Path(sys.executable).with_name("mnist-serve")
 START_TIMEOUT_SECONDS = 60.0
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -145,50 +141,18 @@ def test_telemetry_disabled_has_no_endpoint_and_still_predicts(
     assert answer.status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def two_worker_server(
     committed_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """``mnist-serve --workers 2`` on a free port; its URL."""
-    port = _free_port()
+    spec = mnist_serve_spec(
+        "mnist-serve with two workers", model_dir=committed_model_dir, WEB_CONCURRENCY="2"
+    )
     log_path = tmp_path_factory.mktemp("server") / "server.log"
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in Settings.model_fields
-        and name not in ("PYTHONWARNINGS", "PROMETHEUS_MULTIPROC_DIR")
-    }
-    environment["MODEL_DIR"] = str(committed_model_dir)
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(MNIST_SERVE), "--port", str(port), "--workers", "2"],
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_SECONDS
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mnist-serve did not become ready:\n{log_path.read_text()}")
-                time.sleep(0.1)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with ServerProcess(spec, cwd=committed_model_dir, log_path=log_path) as server:
+        server.wait_ready(timeout_s=START_TIMEOUT_SECONDS)
+        yield f"http://{LOOPBACK}:{server.port}"
 
 
 def test_prometheus_metrics_add_up_every_worker(two_worker_server: str, digit_png: bytes) -> None:

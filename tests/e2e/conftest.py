@@ -12,17 +12,15 @@ under ``CI=true``, where that is a failure.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
-from bench.servers import LOOPBACK, ServerProcess, ServerStartError, ServiceSpec
+from bench.servers import LOOPBACK, ServerProcess, ServerStartError, mnist_serve_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MNIST_SERVE = Path(sys.executable).with_name("mnist-serve")
 CHROMIUM_PATH = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
@@ -78,13 +76,7 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
 
     server = ServerProcess(
-        ServiceSpec(
-            name="ours",
-            kind="ours",
-            description="mnist-serve for the browser tests",
-            command=(str(MNIST_SERVE), "--host", LOOPBACK, "--port", "{port}"),
-            env={"MODEL_DIR": str(_model_dir()), "API_KEY": "", "CORS_ALLOW_ORIGINS": ""},
-        ),
+        mnist_serve_spec("mnist-serve for the browser tests", model_dir=_model_dir()),
         cwd=REPO_ROOT,
         log_path=tmp_path_factory.mktemp("service") / "mnist-serve.log",
     )

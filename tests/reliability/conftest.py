@@ -3,16 +3,14 @@ runs in production) and the server's memory, read from ``/proc``."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.process_stats import session_memory
-from bench.servers import LOOPBACK, ServerProcess, ServiceSpec
+from bench.servers import ServerProcess, ServiceSpec, mnist_serve_spec
 
-MNIST_SERVE = Path(sys.executable).with_name("mnist-serve")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 HOSTILE_SERVER_SETTINGS = {
@@ -28,22 +26,7 @@ StartService = Callable[..., ServerProcess]
 def service_spec(**settings: str) -> ServiceSpec:
     """``mnist-serve`` on the committed model with ``settings`` (environment variables) set and
     the optional protections (API key, CORS) off unless given."""
-    environment = {
-        "HOST": LOOPBACK,
-        "MODEL_DIR": str(REPO_ROOT / "models"),
-        "WEB_CONCURRENCY": "1",
-        "API_KEY": "",
-        "CORS_ALLOW_ORIGINS": "",
-        "LOG_LEVEL": "info",
-        **settings,
-    }
-    return ServiceSpec(
-        name="ours",
-        kind="ours",
-        description="mnist-serve under test",
-        command=(str(MNIST_SERVE), "--port", "{port}"),
-        env=environment,
-    )
+    return mnist_serve_spec("mnist-serve under test", model_dir=REPO_ROOT / "models", **settings)
 
 
 @pytest.fixture(scope="module")

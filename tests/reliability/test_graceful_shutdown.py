@@ -12,7 +12,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,9 +27,8 @@ import yaml
 from PIL import Image, ImageDraw
 
 from app.core.config import Settings
-from bench.servers import LOOPBACK, free_port
+from bench.servers import LOOPBACK, MNIST_SERVE, free_port
 
-MNIST_SERVE: Final = Path(sys.executable).with_name("mnist-serve")
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_SECONDS: Final = 30.0
 LOAD_THREADS: Final = 6

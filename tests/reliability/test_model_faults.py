@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,9 +27,7 @@ from app.core.config import Settings
 from app.errors import ModelLoadError
 from app.inference.serving_model import METRICS_FILENAME, MODEL_FILENAME
 from app.main import create_app
-from bench.servers import free_port
-
-MNIST_SERVE: Final = Path(sys.executable).with_name("mnist-serve")
+from bench.servers import MNIST_SERVE, free_port
 
 
 def _archive_members(model_file: Path) -> dict[str, bytes]:
