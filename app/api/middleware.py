@@ -10,7 +10,7 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import send_error
+from app.api.errors import answer_errors_before_response, send_error
 from app.errors import DigitServiceError, PayloadTooLargeError
 
 _CONTENT_LENGTH: Final = b"content-length"
@@ -61,7 +61,6 @@ class RequestBodyLimitMiddleware:
             return
 
         received_bytes = 0
-        response_started = False
 
         async def counting_receive() -> Message:
             nonlocal received_bytes
@@ -76,20 +75,11 @@ class RequestBodyLimitMiddleware:
                     raise self._too_large()
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except PayloadTooLargeError as error:
-            # Reached only when no exception handler answered it (the body was read outside
-            # a route); inside a route the app's own handler has already sent this 413.
-            if response_started:
-                raise
-            await send_error(send, error)
+        # Inside a route the app's own handler answers the 413; one raised by a body read
+        # outside a route is answered by this call.
+        await answer_errors_before_response(
+            self.app, scope, counting_receive, send, PayloadTooLargeError
+        )
 
 
 async def discard_request_body(receive: Receive, *, max_bytes: int | None = None) -> None:

@@ -19,7 +19,7 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import send_error
+from app.api.errors import answer_errors_before_response
 from app.errors import RequestTimeoutError
 
 _CONTENT_LENGTH: Final = b"content-length"
@@ -44,7 +44,6 @@ class RequestBodyTimeoutMiddleware:
             return
         deadline = asyncio.get_running_loop().time() + self.timeout_seconds
         body_complete = False
-        response_started = False
 
         async def timed_receive() -> Message:
             nonlocal body_complete
@@ -62,18 +61,9 @@ class RequestBodyTimeoutMiddleware:
                 body_complete = True
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, timed_receive, tracking_send)
-        except RequestTimeoutError as error:
-            if response_started:
-                raise
-            await send_error(send, error)
+        await answer_errors_before_response(
+            self.app, scope, timed_receive, send, RequestTimeoutError
+        )
 
 
 def _announces_body(scope: Scope) -> bool:
