@@ -58,6 +58,16 @@ class ServiceSpec:
     """Whether it has ``POST /predict/batch``."""
 
 
+def service_environment(spec: ServiceSpec, port: int) -> dict[str, str]:
+    """The environment ``spec``'s service runs in on ``port``: this process's, without
+    ``spec.env_removed``, plus ``spec.env`` with ``{port}`` filled in."""
+    environment = {
+        name: value for name, value in os.environ.items() if name not in spec.env_removed
+    }
+    environment.update({key: value.replace("{port}", str(port)) for key, value in spec.env.items()})
+    return environment
+
+
 def mnist_serve_spec(description: str, *, model_dir: Path, **settings: str) -> ServiceSpec:
     """``mnist-serve`` on 127.0.0.1 and a free port, serving ``model_dir``, with ``settings``
     (environment variables) and otherwise the defaults: none of the service's settings, nor a
@@ -136,10 +146,7 @@ class ServerProcess:
         command = [self._expand(part) for part in self.spec.command]
         if self._cpus is not None:
             command = ["taskset", "--cpu-list", self._cpus, *command]
-        environment = {
-            name: value for name, value in os.environ.items() if name not in self.spec.env_removed
-        }
-        environment.update({key: self._expand(value) for key, value in self.spec.env.items()})
+        environment = service_environment(self.spec, self.port)
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self._log_path.open("wb")
         self._started_at = time.perf_counter()

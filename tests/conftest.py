@@ -4,6 +4,9 @@ lifespan runs, so the model is loaded and self-tested), real MNIST digits and im
 from __future__ import annotations
 
 import io
+import logging
+import re
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,13 +17,57 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from app.core.config import Settings
+from app.errors import ModelLoadError
 from app.inference.serving_model import METRICS_FILENAME, MODEL_FILENAME
 from app.main import create_app
+from bench.servers import free_port, mnist_serve_spec, service_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_MODEL_DIR = REPO_ROOT / "models"
 
 EncodeImage = Callable[..., bytes]
+REFUSAL = "refusing to start"
+"""Words of the one log line a refused start-up writes."""
+
+
+def assert_lifespan_refuses(model_dir: Path, reason: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Starting the app on ``model_dir`` fails with :class:`ModelLoadError` saying ``reason``,
+    explained in exactly one log line, and leaves the app without a model."""
+    app = create_app(Settings(MODEL_DIR=model_dir, _env_file=None))  # type: ignore[call-arg]
+
+    with caplog.at_level(logging.CRITICAL, logger="app"):
+        with pytest.raises(ModelLoadError, match=re.escape(reason)):
+            with TestClient(app):
+                pass
+
+    refusals = [record for record in caplog.records if REFUSAL in record.message]
+    assert len(refusals) == 1
+    assert reason in refusals[0].message
+    assert getattr(app.state, "model", None) is None
+
+
+def run_refused_mnist_serve(
+    model_dir: Path, reason: str, *, cwd: Path, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``mnist-serve`` on ``model_dir`` and check that it exits non-zero, without a
+    traceback, after one log line saying ``reason``; return the finished process."""
+    spec = mnist_serve_spec("mnist-serve on a bad model", model_dir=model_dir, **settings)
+    port = free_port()
+    completed = subprocess.run(
+        [part.replace("{port}", str(port)) for part in spec.command],
+        env=service_environment(spec, port),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert completed.returncode != 0
+    refusals = [line for line in completed.stderr.splitlines() if REFUSAL in line]
+    assert len(refusals) == 1, completed.stderr
+    assert reason in refusals[0]
+    assert "Traceback" not in completed.stderr
+    return completed
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,6 @@ non-zero exit; the app never imports TensorFlow or Keras; size limits hold on a 
 from __future__ import annotations
 
 import io
-import logging
-import os
 import shutil
 import socket
 import subprocess
@@ -18,14 +16,17 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.core.config import Settings
-from app.errors import ModelLoadError
 from app.inference.serving_model import METRICS_FILENAME, MODEL_FILENAME
-from app.main import create_app
-from bench.servers import LOOPBACK, MNIST_SERVE, ServerProcess, free_port, mnist_serve_spec
+from bench.servers import (
+    LOOPBACK,
+    MNIST_SERVE,
+    ServerProcess,
+    mnist_serve_spec,
+    service_environment,
+)
+from tests.conftest import assert_lifespan_refuses, run_refused_mnist_serve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 60.0
@@ -69,27 +70,8 @@ def test_lifespan_refuses_bad_model(
     reason: str,
 ) -> None:
     model_dir = _bad_model_dir(kind, committed_model_dir, tmp_path / kind)
-    app = create_app(Settings(MODEL_DIR=model_dir, _env_file=None))  # type: ignore[call-arg]
 
-    with caplog.at_level(logging.CRITICAL, logger="app"):
-        with pytest.raises(ModelLoadError, match=reason):
-            with TestClient(app):
-                pass
-
-    refusals = [record for record in caplog.records if "refusing to start" in record.message]
-    assert len(refusals) == 1
-    assert reason in refusals[0].message
-    assert getattr(app.state, "model", None) is None
-
-
-def _service_environment(**overrides: str) -> dict[str, str]:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in Settings.model_fields and name != "PYTHONWARNINGS"
-    }
-    environment.update(overrides)
-    return environment
+    assert_lifespan_refuses(model_dir, reason, caplog)
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -99,27 +81,21 @@ def test_mnist_serve_exits_non_zero_with_one_log_line_for_bad_model(
 ) -> None:
     model_dir = _bad_model_dir(kind, committed_model_dir, tmp_path / kind)
 
-    completed = subprocess.run(
-        [str(MNIST_SERVE), "--port", str(free_port())],
-        env=_service_environment(MODEL_DIR=str(model_dir), WEB_CONCURRENCY=workers),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT_SECONDS,
-    )
+    completed = run_refused_mnist_serve(model_dir, reason, cwd=tmp_path, WEB_CONCURRENCY=workers)
 
-    assert completed.returncode != 0
-    refusals = [line for line in completed.stderr.splitlines() if "refusing to start" in line]
-    assert len(refusals) == 1, completed.stderr
-    assert reason in refusals[0]
-    assert "Traceback" not in completed.stderr
     assert completed.stdout == ""
 
 
-def test_mnist_serve_refuses_invalid_settings(tmp_path: Path) -> None:
+def test_mnist_serve_refuses_invalid_settings(committed_model_dir: Path, tmp_path: Path) -> None:
+    spec = mnist_serve_spec(
+        "mnist-serve with invalid settings",
+        model_dir=committed_model_dir,
+        MAX_UPLOAD_BYTES="-1",
+        PORT="99999",
+    )
     completed = subprocess.run(
         [str(MNIST_SERVE)],
-        env=_service_environment(MAX_UPLOAD_BYTES="-1", PORT="99999"),
+        env=service_environment(spec, port=0),
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-import os
-import re
 import shutil
-import subprocess
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,13 +17,9 @@ from typing import Final
 import h5py
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from app.core.config import Settings
-from app.errors import ModelLoadError
 from app.inference.serving_model import METRICS_FILENAME, MODEL_FILENAME
-from app.main import create_app
-from bench.servers import MNIST_SERVE, free_port
+from tests.conftest import assert_lifespan_refuses, run_refused_mnist_serve
 
 
 def _archive_members(model_file: Path) -> dict[str, bytes]:
@@ -117,17 +109,8 @@ def test_lifespan_refuses_broken_model(
     reason: str,
 ) -> None:
     model_dir = _broken_model_dir(fault, committed_model_dir, tmp_path / fault)
-    app = create_app(Settings(MODEL_DIR=model_dir, _env_file=None))  # type: ignore[call-arg]
 
-    with caplog.at_level(logging.CRITICAL, logger="app"):
-        with pytest.raises(ModelLoadError, match=re.escape(reason)):
-            with TestClient(app):
-                pass
-
-    refusals = [record for record in caplog.records if "refusing to start" in record.message]
-    assert len(refusals) == 1
-    assert reason in refusals[0].message
-    assert getattr(app.state, "model", None) is None
+    assert_lifespan_refuses(model_dir, reason, caplog)
 
 
 @pytest.mark.parametrize("fault", ["nan-weights", "metrics-of-another-model"])
@@ -135,24 +118,7 @@ def test_mnist_serve_exits_non_zero_for_broken_model(
     committed_model_dir: Path, tmp_path: Path, fault: str
 ) -> None:
     model_dir = _broken_model_dir(fault, committed_model_dir, tmp_path / fault)
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in Settings.model_fields and name != "PYTHONWARNINGS"
-    }
 
-    completed = subprocess.run(
-        [str(MNIST_SERVE), "--port", str(free_port())],
-        env={**environment, "MODEL_DIR": str(model_dir)},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    completed = run_refused_mnist_serve(model_dir, FAULTS[fault], cwd=tmp_path)
 
-    assert completed.returncode != 0
-    refusals = [line for line in completed.stderr.splitlines() if "refusing to start" in line]
-    assert len(refusals) == 1, completed.stderr
-    assert FAULTS[fault] in refusals[0]
-    assert "Traceback" not in completed.stderr
     assert "Uvicorn running" not in completed.stderr
