@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.errors import ModelLoadError
+from app.inference.artifact_file import read_artifact_bytes
 from app.model_input import INPUT_SHAPE, NUM_CLASSES
 
 CONFIG_MEMBER: Final = "config.json"
@@ -105,14 +106,12 @@ def read_keras_archive(path: Path) -> KerasArchive:
     lacks a member, holds another architecture, or has weights of the wrong shape or non-finite
     values.
     """
-    try:
-        if path.stat().st_size > _MAX_ARCHIVE_BYTES:
-            raise ModelLoadError(f"model file {path} is implausibly large for this model")
-        archive_bytes = path.read_bytes()
-    except FileNotFoundError as error:
-        raise ModelLoadError(f"model file {path} does not exist") from error
-    except OSError as error:
-        raise ModelLoadError(f"model file {path} cannot be read: {error.strerror}") from error
+    archive_bytes = read_artifact_bytes(
+        path,
+        kind="model file",
+        max_bytes=_MAX_ARCHIVE_BYTES,
+        too_large="is implausibly large for this model",
+    )
     try:
         with zipfile.ZipFile(io.BytesIO(archive_bytes)) as archive:
             names = set(archive.namelist())

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from app.errors import ModelLoadError
+from app.inference.artifact_file import read_artifact_bytes
 from app.inference.dense_network import DenseNetwork
 from app.inference.keras_archive import KerasArchive, read_keras_archive
 from app.inference.metrics_file import MetricsFile
@@ -81,14 +82,9 @@ def load_serving_model(model_dir: Path) -> ServingModel:
 
 def read_metrics_file(path: Path) -> MetricsFile:
     """Read and validate ``metrics.json``; any problem is a :class:`~app.errors.ModelLoadError`."""
-    try:
-        if path.stat().st_size > _MAX_METRICS_BYTES:
-            raise ModelLoadError(f"metrics file {path} is implausibly large")
-        text = path.read_bytes()
-    except FileNotFoundError as error:
-        raise ModelLoadError(f"metrics file {path} does not exist") from error
-    except OSError as error:
-        raise ModelLoadError(f"metrics file {path} cannot be read: {error.strerror}") from error
+    text = read_artifact_bytes(
+        path, kind="metrics file", max_bytes=_MAX_METRICS_BYTES, too_large="is implausibly large"
+    )
     try:
         return MetricsFile.model_validate_json(text)
     except ValidationError as error:
