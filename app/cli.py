@@ -35,7 +35,7 @@ from app.inference.self_test import run_self_test
 from app.inference.serving_model import load_serving_model
 from app.telemetry.service_metrics import MULTIPROCESS_DIR_VARIABLE
 
-APP_FACTORY = "app.main:create_app"
+APP_FACTORY = "app.main:create_served_app"
 
 
 EXIT_OK = 0

@@ -32,8 +32,9 @@ class RequestBodyLimitMiddleware:
     Most clients send their whole body before they read the answer. Closing the connection on
     a client that is still sending makes its kernel report a reset connection instead of the
     413, so what remains of a body up to ``DRAIN_LIMIT_FACTOR`` times the limit (20 MiB by
-    default: a too-large photo) is read and dropped first, within the body deadline of
-    :class:`~app.api.timeouts.RequestBodyTimeoutMiddleware`; a larger body is refused at once.
+    default: a too-large photo) is read and dropped first, within the body deadline
+    (``REQUEST_BODY_TIMEOUT_SECONDS``, kept by ``mnist-serve``'s HTTP protocol or by
+    :class:`~app.api.timeouts.RequestBodyTimeoutMiddleware`); a larger body is refused at once.
     """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:

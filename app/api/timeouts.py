@@ -8,6 +8,10 @@ past it, the read stops and the request is answered ``408`` with the JSON error 
 connection is closed. (Headers that trickle are the server's business; see
 :mod:`app.core.http_protocol`.)
 
+``mnist-serve`` does not use this middleware: its HTTP protocol keeps the same deadline, with
+the same answer, at no cost per request (:func:`app.main.create_served_app`). It is here for
+the app run by another server (``uvicorn --factory app.main:create_app``) and in tests.
+
 Only requests that announce a body (``Content-Length`` above 0 or ``Transfer-Encoding``) are
 timed. Pure ASGI: for those, each read of the body costs one ``asyncio.timeout_at`` (about 3 µs).
 """

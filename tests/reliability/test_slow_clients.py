@@ -180,6 +180,26 @@ def test_body_that_stops_arriving_gets_408(hostile_server: ServerProcess) -> Non
     assert elapsed < BODY_TIMEOUT + SLACK
 
 
+def test_connection_answered_before_its_body_ended_is_closed_at_the_body_deadline(
+    hostile_server: ServerProcess,
+) -> None:
+    head = (
+        b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: 1000\r\n\r\n"
+    )
+
+    with connection_to(hostile_server) as connection:
+        connection.sendall(head + b"not an image")  # 988 bytes of the body never come.
+        started = time.monotonic()
+        reply = read_until_closed(connection)
+        elapsed = time.monotonic() - started
+
+    head_part, _, body = reply.partition(b"\r\n\r\n")
+    assert head_part.startswith(b"HTTP/1.1 415 ")
+    assert json.loads(body)["error"]["code"] == "unsupported_media_type"
+    assert BODY_TIMEOUT - 0.1 <= elapsed < BODY_TIMEOUT + SLACK
+
+
 def test_bytes_that_are_not_http_get_a_json_400(hostile_server: ServerProcess) -> None:
     with connection_to(hostile_server) as connection:
         connection.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not HTTP at all\r\n\r\n")
