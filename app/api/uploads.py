@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from app.api.multipart_body import MultipartFormatError, TooManyPartsError, parse_multipart
 from app.errors import (
@@ -59,6 +60,28 @@ def _unsupported(media_type: str) -> UnsupportedMediaTypeError:
     )
 
 
+async def read_body(request: Request) -> bytes:
+    """The whole request body, read straight from the ASGI ``receive``.
+
+    What Starlette's ``Request.body()`` does, without its per-chunk async generator (a few
+    microseconds per request); a body that arrives in one message is returned as it is.
+    Raises :class:`starlette.requests.ClientDisconnect` when the client hangs up first.
+    """
+    receive = request.receive
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 async def read_single_image(request: Request) -> bytes:
     """The one image of a ``POST /predict``: the multipart ``file`` part or the raw body.
 
@@ -78,7 +101,7 @@ async def read_single_image(request: Request) -> bytes:
             raise upload.refusal
         return upload.data
     if is_image_media_type(media_type):
-        return await request.body()
+        return await read_body(request)
     raise _unsupported(media_type)
 
 
@@ -97,7 +120,7 @@ async def read_multipart_images(
     media_type = media_type_of(content_type)
     if media_type != MULTIPART_FORM_DATA:
         raise _unsupported(media_type)
-    body = await request.body()
+    body = await read_body(request)
     try:
         parts = parse_multipart(
             body, content_type, max_files=max_files, max_fields=_MAX_TEXT_FIELDS

@@ -119,6 +119,11 @@ thinned down to it. Thinning them further (to the median) was measured to cost a
 thick user-like digits: erosion breaks blotted digits, and the model knows bold ones."""
 
 
+_add_reduce = np.add.reduce
+_CANVAS_INDICES = np.arange(IMAGE_SIDE, dtype=np.int64)
+_CANVAS_INDICES.flags.writeable = False
+
+
 @dataclass(frozen=True, slots=True)
 class Background:
     """The background level at every pixel (``surface``, broadcastable to the image) and the
@@ -171,25 +176,27 @@ def is_mnist_format(pixels: NDArray[np.uint8]) -> bool:
     is black and the ink bright, and the box sits where :func:`centre_by_mass` would put it.
     Every MNIST test digit passes.
 
-    Works on the integer row and column sums alone (about 6 µs): they give the box and, exactly
-    as :func:`centre_by_mass_offset` computes it on the cropped digit, the centre of mass.
+    Works on the integer row and column sums alone: they give the box and, exactly as
+    :func:`centre_by_mass_offset` computes it on the cropped digit, the centre of mass. It runs
+    on every upload of 28 x 28 pixels, so it calls numpy's reductions directly rather than
+    through the ``ndarray`` methods' Python wrappers (about 7 µs, against 9 µs that way).
     """
     if pixels.shape != (IMAGE_SIDE, IMAGE_SIDE) or pixels.dtype != np.uint8:
         return False
-    row_mass = pixels.sum(axis=1, dtype=np.int64)
-    column_mass = pixels.sum(axis=0, dtype=np.int64)
-    rows = np.flatnonzero(row_mass)
+    row_mass = _add_reduce(pixels, axis=1, dtype=np.int64)
+    rows = row_mass.nonzero()[0]
     if rows.size == 0:
         return False
-    columns = np.flatnonzero(column_mass)
+    column_mass = _add_reduce(pixels, axis=0, dtype=np.int64)
+    columns = column_mass.nonzero()[0]
     top, bottom = int(rows[0]), int(rows[-1]) + 1
     left, right = int(columns[0]), int(columns[-1]) + 1
     height, width = bottom - top, right - left
     if max(height, width) not in (DIGIT_BOX_SIDE - 1, DIGIT_BOX_SIDE):
         return False
-    total = float(row_mass.sum())
-    centre_row = float(row_mass[top:bottom] @ np.arange(height)) / total
-    centre_column = float(column_mass[left:right] @ np.arange(width)) / total
+    total = float(_add_reduce(row_mass))
+    centre_row = float(row_mass[top:bottom] @ _CANVAS_INDICES[:height]) / total
+    centre_column = float(column_mass[left:right] @ _CANVAS_INDICES[:width]) / total
     return _offset_for_centre(centre_row, centre_column, (height, width), IMAGE_SIDE) == (
         top,
         left,

@@ -63,11 +63,12 @@ class DenseNetwork:
 def stable_softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:
     """Softmax over the last axis, shifted by the row maximum so ``exp`` never overflows.
 
-    Works in place on ``logits`` (a fresh array owned by the caller) and returns it.
+    Works in place on ``logits`` (a fresh array owned by the caller) and returns it. Calls the
+    reductions directly, not through the ``ndarray`` methods' Python wrappers (runs per image).
     """
-    logits -= logits.max(axis=-1, keepdims=True)
+    logits -= np.maximum.reduce(logits, axis=-1, keepdims=True)
     np.exp(logits, out=logits)
-    logits /= logits.sum(axis=-1, keepdims=True)
+    logits /= np.add.reduce(logits, axis=-1, keepdims=True)
     return logits
 
 

@@ -31,6 +31,7 @@ are the app's.
 from __future__ import annotations
 
 import struct
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Final
 
@@ -41,6 +42,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from app.api.deps import decode_gate_of, serving_model_of, settings_of, telemetry_of
 from app.api.digit_preview import encode_digit_png_base64
@@ -406,12 +408,34 @@ def _batch_item(index: int, outcome: DigitPrediction | InputError) -> dict[str, 
     }
 
 
+class RequestHandlerApp:
+    """A ``Request -> Response`` handler as a plain ASGI app, for a Starlette ``Route``.
+
+    Starlette wraps a function endpoint in two more layers per request (a ``Request`` builder
+    and a route-level exception catcher, with a wrapped ``send``); given an ASGI app, the route
+    calls it directly. Exceptions behave the same either way: the app's ``ExceptionMiddleware``
+    answers them with the same handlers.
+    """
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
 def install_fast_routes(app: FastAPI) -> None:
     """Serve ``POST /predict`` and ``POST /predict/batch`` through plain Starlette routes placed
     before all others (see the module's docstring); the ``APIRoute`` declarations of ``router``
     stay for the OpenAPI document. Call it after ``app.include_router(router)``."""
     app.state.batch_limiter = CapacityLimiter(BATCH_THREADS)
     app.router.routes[0:0] = [
-        Route("/predict", predict, methods=["POST"], include_in_schema=False),
-        Route("/predict/batch", predict_batch, methods=["POST"], include_in_schema=False),
+        Route("/predict", RequestHandlerApp(predict), methods=["POST"], include_in_schema=False),
+        Route(
+            "/predict/batch",
+            RequestHandlerApp(predict_batch),
+            methods=["POST"],
+            include_in_schema=False,
+        ),
     ]
