@@ -149,6 +149,9 @@ def _run_uvicorn(
         lifespan="on",
         log_config=log_config,
         access_log=settings.LOG_ACCESS,
+        # X-Forwarded-For only changes the client address, which only the access log shows:
+        # without it, the per-request proxy-headers layer is left out.
+        proxy_headers=settings.LOG_ACCESS,
         server_header=False,
         timeout_graceful_shutdown=settings.SHUTDOWN_TIMEOUT_SECONDS,
     )

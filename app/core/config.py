@@ -68,7 +68,13 @@ class Settings(BaseSettings):
         description="Worker processes; each holds its own copy of the model (about 100 MB RSS).",
     )
     LOG_LEVEL: LogLevel = Field(default="INFO", description="Level of the service's log lines.")
-    LOG_ACCESS: bool = Field(default=False, description="Log one line per request.")
+    LOG_ACCESS: bool = Field(
+        default=False,
+        description=(
+            "Log one line per request, with the client address taken from `X-Forwarded-For` "
+            "when the request comes from uvicorn's `FORWARDED_ALLOW_IPS` (default 127.0.0.1)."
+        ),
+    )
     API_KEY: SecretStr | None = Field(
         default=None,
         description=(

@@ -133,8 +133,10 @@ class Background:
     noise: float
 
 
-def to_mnist_digit(image: Image.Image) -> NDArray[np.uint8]:
+def to_mnist_digit(image: Image.Image | NDArray[np.uint8]) -> NDArray[np.uint8]:
     """Turn a decoded image of one handwritten digit into a 28 x 28 MNIST-format array.
+
+    ``image`` is a Pillow image of any mode, or a 2-D ``uint8`` array read as a greyscale one.
 
     A 28 x 28 greyscale image that is already in MNIST's format (see :func:`is_mnist_format`)
     is returned as it is: normalising it again could only move it away from what the model
@@ -147,7 +149,11 @@ def to_mnist_digit(image: Image.Image) -> NDArray[np.uint8]:
     Raises :class:`~app.errors.NoDigitFoundError` when the image holds no ink: blank, uniform,
     faint noise only, or nothing bigger than a speck.
     """
-    if image.mode == "L" and image.size == (IMAGE_SIDE, IMAGE_SIDE):
+    if isinstance(image, np.ndarray):
+        if is_mnist_format(image):
+            return image.copy()
+        image = Image.fromarray(image)
+    elif image.mode == "L" and image.size == (IMAGE_SIDE, IMAGE_SIDE):
         pixels = np.asarray(image, dtype=np.uint8)
         if is_mnist_format(pixels):
             return pixels.copy()

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -118,16 +119,20 @@ def service(tmp_path: Path) -> Iterator[Service]:
 
 @dataclass(frozen=True)
 class LoadOutcome:
-    """One background request: the client's port and what it got."""
+    """One background request: its ID (sent as ``X-Request-ID``), the client's port and what
+    it got."""
 
+    request_id: str
     client_port: int
     outcome: str
     """The status code, or what went wrong on the connection."""
 
 
 def _post_once(port: int, body: bytes) -> LoadOutcome | None:
-    """Send one prediction on a fresh connection (``Connection: close``) and read its answer;
-    None when the connection is refused (the listening socket is closed)."""
+    """Send one prediction on a fresh connection (``Connection: close``), with a request ID of
+    its own, and read its answer; None when the connection is refused (the listening socket is
+    closed)."""
+    request_id = f"load-{uuid.uuid4().hex}"
     try:
         connection = socket.create_connection((LOOPBACK, port), timeout=30)
     except ConnectionRefusedError:
@@ -138,15 +143,18 @@ def _post_once(port: int, body: bytes) -> LoadOutcome | None:
         try:
             connection.sendall(
                 b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n"
-                b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+                b"X-Request-ID: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+                % (request_id.encode(), len(body))
+                + body
             )
             while data := connection.recv(65536):
                 reply += data
         except OSError as error:
-            return LoadOutcome(client_port, type(error).__name__)
+            return LoadOutcome(request_id, client_port, type(error).__name__)
     if not reply:
-        return LoadOutcome(client_port, "closed without an answer")
-    return LoadOutcome(client_port, reply.split(b" ", 2)[1].decode("ascii", "replace"))
+        return LoadOutcome(request_id, client_port, "closed without an answer")
+    status = reply.split(b" ", 2)[1].decode("ascii", "replace")
+    return LoadOutcome(request_id, client_port, status)
 
 
 def _background_load(port: int, stop: threading.Event, outcomes: list[LoadOutcome]) -> None:
@@ -160,10 +168,17 @@ def _background_load(port: int, stop: threading.Event, outcomes: list[LoadOutcom
         outcomes.append(outcome)
 
 
-def _ports_the_server_saw(log: str) -> set[int]:
-    """Client ports of the connections the server's log shows it handled: answered requests
-    (access log) and connections it dealt with at shutdown."""
-    return {int(port) for port in re.findall(rf"{re.escape(LOOPBACK)}:(\d+)\b", log)}
+def _ports_seen_at_shutdown(log: str) -> set[int]:
+    """Client ports of the connections the server's log shows it dealt with at shutdown.
+
+    (Only those: a port seen in the access log may have been used again, by a later
+    connection, within the test; the requests the server handled are told by their IDs.)"""
+    return {
+        int(port)
+        for line in log.splitlines()
+        if "shutdown:" in line
+        for port in re.findall(rf"{re.escape(LOOPBACK)}:(\d+)\b", line)
+    }
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_zero(service: Service) -> None:
@@ -242,13 +257,15 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(service: Service) -> N
     # The background load got answers, never a 5xx, and no request the server had accepted was
     # cut off. A connection can still be reset when it was made just before SIGTERM but was
     # still in the kernel's accept queue when the server closed its listening socket: the
-    # kernel resets it, and the server's log shows it never saw that connection.
+    # kernel resets it, and the server's log shows it never saw that request (its ID) nor
+    # dealt with that connection at shutdown.
     answered = [outcome for outcome in load_outcomes if outcome.outcome == "200"]
     cut_off = [outcome for outcome in load_outcomes if outcome.outcome != "200"]
-    ports_seen = _ports_the_server_saw(log)
     assert answered
-    assert {outcome.client_port for outcome in answered} <= ports_seen
+    assert all(outcome.request_id in log for outcome in answered)
     assert all(outcome.outcome in RESET_BY_PEER for outcome in cut_off), cut_off
+    assert not any(outcome.request_id in log for outcome in cut_off), cut_off
+    ports_seen = _ports_seen_at_shutdown(log)
     assert not ports_seen & {outcome.client_port for outcome in cut_off}, cut_off
     assert len(cut_off) <= LOAD_THREADS
 
