@@ -235,6 +235,16 @@ class ServiceMetrics:
             for digit in digits:
                 self._pending_digits[digit] += 1
 
+    def observe_prediction(
+        self, preprocessing_seconds: float, inference_seconds: float, digit: int
+    ) -> None:
+        """Record one image's preprocessing and inference times and its digit, under one
+        acquisition of the lock (the single-image path, once per request)."""
+        with self._lock:
+            self._pending_preprocessing.observe(preprocessing_seconds)
+            self._pending_inference.observe(inference_seconds)
+            self._pending_digits[digit] += 1
+
     def flush(self) -> None:
         """Add everything recorded since the last flush to the ``prometheus_client`` metrics
         (in multiprocess mode, to this worker's files)."""

@@ -56,9 +56,13 @@ def test_add_to_histogram_refuses_wrong_bucket_count() -> None:
 def _record_traffic(metrics: ServiceMetrics) -> None:
     for index, value in enumerate(VALUES):
         metrics.observe_request("/predict", "POST", 200 if index % 3 else 400, value / 100)
-        metrics.observe_preprocessing(value / 1000)
-        metrics.observe_inference(value / 10000)
-        metrics.count_predictions((index % 10,))
+        if index % 2:
+            # The single-image path records all three at once.
+            metrics.observe_prediction(value / 1000, value / 10000, index % 10)
+        else:
+            metrics.observe_preprocessing(value / 1000)
+            metrics.observe_inference(value / 10000)
+            metrics.count_predictions((index % 10,))
     metrics.observe_request("other", "GET", 404, 0.002)
 
 
