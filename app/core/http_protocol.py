@@ -100,12 +100,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.body_timeout_seconds = settings.REQUEST_BODY_TIMEOUT_SECONDS
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_started_at = 0.0
+        # Between a head's end and its body's end this is False: the body is being read.
         self._reading_head = True
         self._request_begun = False
         self._head_bytes = 0
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_started_at = 0.0
-        self._reading_body = False
         # The request whose body missed its deadline: its next read raises RequestTimeoutError.
         self._timed_out_cycle: RequestResponseCycle | None = None
         # Each request's app gets a receive that raises RequestTimeoutError after its deadline.
@@ -194,7 +194,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                     return
             if self._request_begun and self._head_timer is None:
                 self._arm_head_timer()
-        elif self._reading_body and self._body_timer is None:
+        elif self._body_timer is None:
             self._body_timer = self.loop.call_at(
                 self._body_started_at + self.body_timeout_seconds, self._body_timed_out
             )
@@ -213,7 +213,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._request_begun = False
         self._head_bytes = 0
         self._boundaries += 1
-        self._reading_body = True
         self._body_started_at = self.loop.time()
         super().on_headers_complete()
         if self._last_request and self.cycle is not None:
@@ -223,7 +222,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         """The body arrived; what follows on this connection is the next request's head."""
         super().on_message_complete()
-        self._reading_body = False
         self._cancel_body_timer()
         self._reading_head = True
         self._boundaries += 1
@@ -289,7 +287,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         408; if it has answered already, or does not answer soon, the connection is closed."""
         self._body_timer = None
         cycle = self.cycle
-        if self.transport.is_closing() or not self._reading_body or cycle is None:
+        if self.transport.is_closing() or self._reading_head or cycle is None:
             return
         logger.info(
             "the request body from %s did not arrive within %g seconds",
