@@ -1,8 +1,14 @@
-"""``mnist-serve``: run the service with uvicorn (uvloop, httptools), configured from the env.
+"""``mnist-serve``: run the service with stock uvicorn (uvloop, httptools), configured from the
+environment.
 
     mnist-serve                              # 127.0.0.1:8000, one worker, models/
     HOST=0.0.0.0 WEB_CONCURRENCY=2 mnist-serve
     mnist-serve --port 9000
+    mnist-serve --uds /tmp/app.sock          # behind the edge (scripts/serve-edge)
+
+Uvicorn does not guard against slow or hostile clients (trickled headers, endless trailers,
+pipelining floods); in every deployment nginx sits in front of it (``deploy/nginx``), and
+``./scripts/serve`` alone is for local use.
 
 Exit status: 0 after a normal shutdown (SIGTERM or Ctrl-C: in-flight requests are answered
 first, for up to SHUTDOWN_TIMEOUT_SECONDS), 2 for invalid settings, 1 (or uvicorn's 3) when the
@@ -27,15 +33,13 @@ import uvicorn
 from pydantic import ValidationError
 
 from app.core.config import Settings, get_settings
-from app.core.http_protocol import HTTP_PROTOCOL
 from app.core.logging import build_log_config
 from app.core.memory import limit_malloc_arenas
 from app.errors import ModelLoadError
-from app.inference.self_test import run_self_test
-from app.inference.serving_model import load_serving_model
+from app.startup import load_checked_model
 from app.telemetry.service_metrics import MULTIPROCESS_DIR_VARIABLE
 
-APP_FACTORY = "app.main:create_served_app"
+APP_FACTORY = "app.main:create_app"
 
 
 EXIT_OK = 0
@@ -59,6 +63,10 @@ def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, help="worker processes (env WEB_CONCURRENCY, default 1)"
     )
+    parser.add_argument(
+        "--uds",
+        help="listen on this Unix domain socket instead of HOST:PORT (how the edge reaches it)",
+    )
     return parser.parse_args(argv)
 
 
@@ -71,16 +79,6 @@ def _read_settings() -> Settings | None:
             name = ".".join(str(part) for part in issue["loc"])
             print(f"mnist-serve: invalid setting {name}: {issue['msg']}", file=sys.stderr)
         return None
-
-
-def _model_loads(settings: Settings) -> bool:
-    """Load and self-test the model once in this process; log why not and return False."""
-    try:
-        run_self_test(load_serving_model(settings.MODEL_DIR), max_pixels=settings.MAX_IMAGE_PIXELS)
-    except ModelLoadError as error:
-        logger.critical("refusing to start: %s", error.message)
-        return False
-    return True
 
 
 def _exit_on_sigterm(signal_number: int, frame: FrameType | None) -> None:
@@ -106,8 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.config.dictConfig(log_config)
     # With several workers, uvicorn's supervisor stops when a worker cannot start but exits 0;
     # checking the model here first turns a bad model into a clear non-zero exit.
-    if workers > 1 and not _model_loads(settings):
-        return EXIT_MODEL_UNAVAILABLE
+    if workers > 1:
+        try:
+            load_checked_model(settings)
+        except ModelLoadError:
+            return EXIT_MODEL_UNAVAILABLE
     limit_malloc_arenas()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with _prometheus_multiprocess_dir(enabled=settings.TELEMETRY_ENABLED and workers > 1):
@@ -141,10 +142,10 @@ def _run_uvicorn(
         factory=True,
         host=arguments.host or settings.HOST,
         port=arguments.port or settings.PORT,
+        uds=arguments.uds,
         workers=workers,
         loop="uvloop",
-        # Uvicorn's httptools protocol plus limits on the time and size of a request's head.
-        http=HTTP_PROTOCOL,
+        http="httptools",
         ws="none",
         lifespan="on",
         log_config=log_config,

@@ -122,7 +122,7 @@ def offline_classifier(model_dir: Path) -> Classifier:
 
     from app.errors import InputError
     from app.imaging.pipeline import prepare_upload
-    from app.model_input import to_model_input
+    from app.model_contract import to_model_input
 
     model = keras.saving.load_model(model_dir / "mnist_dense.keras")
 

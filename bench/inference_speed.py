@@ -4,7 +4,7 @@
 
 Prints, per image, the forward pass alone (:meth:`DenseNetwork.predict_probabilities` on model
 input, the target being at most 100 µs) and the whole path of ``POST /predict/batch`` without
-HTTP (:func:`app.inference.upload_classifier.classify_uploads`: decode, preprocess, one
+HTTP (:meth:`app.classification.DigitClassifier.classify_many`: decode, preprocess, one
 forward pass for the batch), on real MNIST test digits as 28 x 28 PNGs. The best of several
 rounds is shown, so a busy machine moves the figures less. This replaces a timed unit test:
 speed targets are checked here, by figures, not by assertions in the test suite.
@@ -24,10 +24,10 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from app.classification import DigitClassifier
 from app.inference.dense_network import use_single_threaded_blas
 from app.inference.serving_model import load_serving_model
-from app.inference.upload_classifier import classify_uploads
-from app.model_input import to_model_input
+from app.model_contract import to_model_input
 from bench.images import load_test_digits
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -58,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     use_single_threaded_blas()  # as the service's lifespan does
     model = load_serving_model(arguments.model_dir)
+    classifier = DigitClassifier(model, max_pixels=MAX_PIXELS)
     digits, _, _ = load_test_digits(max(BATCH_SIZES), REPO_ROOT)
     uploads = [png_bytes(digit) for digit in digits]
     print(f"{'images':>6} {'forward pass':>16} {'upload to digit':>18}   (per image)")
@@ -67,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             partial(model.network.predict_probabilities, inputs), arguments.rounds
         )
         whole = best_seconds_per_call(
-            partial(classify_uploads, uploads[:batch_size], model=model, max_pixels=MAX_PIXELS),
+            partial(classifier.classify_many, uploads[:batch_size]),
             arguments.rounds,
         )
         forward_us = forward / batch_size * 1e6

@@ -116,7 +116,7 @@ async def cpu_seconds_per_request(
 async def measure(requests: int, rounds: int) -> list[tuple[str, float]]:
     """Per-request CPU seconds of every (app, request) pair."""
     # Imported here: it reads the settings from the environment. The app as mnist-serve serves it.
-    from app.main import create_served_app
+    from app.main import create_app
 
     images = write_bench_images(
         REPO_ROOT / "bench" / "results" / "raw" / "images",
@@ -127,7 +127,7 @@ async def measure(requests: int, rounds: int) -> list[tuple[str, float]]:
     batch = [(path.name, path.read_bytes()) for path in images.batch]
     single_body, batch_body = multipart_body([("digit_28.png", digit)]), multipart_body(batch)
     cases: list[tuple[str, ASGIApp, Scope, bytes, int]] = []
-    ours: ASGIApp = create_served_app()
+    ours: ASGIApp = create_app()
     ceiling: ASGIApp = create_ceiling_app()
     lifespans = [await start_lifespan(ours), await start_lifespan(ceiling)]
     cases = [

@@ -58,7 +58,7 @@ from bench.servers import (
 from bench.wrk_load import LoadResult, WrkError, run_wrk
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODEL_FILE_NAME = "mnist_dense.keras"
+MODEL_FILENAME = "mnist_dense.keras"
 SERVICE_KINDS = ("ceiling", "ours", "naive")
 """Every service the benchmark knows, in the order they are run."""
 
@@ -358,7 +358,7 @@ def build_service_specs(settings: BenchSettings) -> list[ServiceSpec]:
                         "bench.baselines.naive_service:create_app", settings.naive_workers
                     ),
                     env={
-                        "BENCH_MODEL_FILE": str(settings.model_dir / MODEL_FILE_NAME),
+                        "BENCH_MODEL_FILE": str(settings.model_dir / MODEL_FILENAME),
                         "TF_CPP_MIN_LOG_LEVEL": "2",
                     },
                     workers=settings.naive_workers,
@@ -598,7 +598,7 @@ def _check_prerequisites(settings: BenchSettings) -> list[str]:
     pinning = settings.server_cpus is not None or settings.client_cpus is not None
     if pinning and not command_exists("taskset"):
         problems.append("taskset is missing (util-linux); pass --client-cpus all to not pin")
-    model_file = settings.model_dir / MODEL_FILE_NAME
+    model_file = settings.model_dir / MODEL_FILENAME
     needs_model = {"ours", "naive"} & set(settings.services)
     if needs_model and not model_file.is_file():
         problems.append(f"{model_file} is missing (train it first, or pass --model-dir)")

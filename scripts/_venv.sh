@@ -61,7 +61,8 @@ ensure_venv() {
     fi
 
     stamp_file="$venv_dir/.installed-$(basename "$lockfile" .txt)"
-    wanted_stamp="$(cat "$lockfile" "$repo_root/requirements/build.txt" "$repo_root/pyproject.toml" \
+    wanted_stamp="$(cat "$lockfile" "$repo_root/requirements/pip.txt" \
+        "$repo_root/requirements/build.txt" "$repo_root/pyproject.toml" \
         | sha256sum | cut -d' ' -f1) $("$venv_dir/bin/python" -VV | tr -s ' ' '_')"
     if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$wanted_stamp" ]; then
         return 0
@@ -69,6 +70,9 @@ ensure_venv() {
 
     echo "==> installing $1 into $venv_dir" >&2
     rm -f "$stamp_file"
+    # The interpreter's bundled pip may be old (Python 3.11 ships pip 23, which refuses some
+    # hash-pinned lockfiles that name extras); a hash-pinned current pip is installed first.
+    venv_pip install --quiet --require-hashes -r "$repo_root/requirements/pip.txt"
     # The build backend (hatchling) is pinned too, so the editable install needs no unpinned
     # download and no build isolation.
     venv_pip install --quiet --require-hashes -r "$repo_root/requirements/build.txt" -r "$lockfile"

@@ -16,18 +16,18 @@ from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 from PIL import Image
 
+from app.api.deps import services_of
 from app.core.config import Settings
 from app.errors import ModelLoadError
-from app.inference.serving_model import METRICS_FILENAME, MODEL_FILENAME
 from app.main import create_app
+from app.model_contract import EVALUATION_FILENAME, MODEL_FILENAME
+from app.startup import REFUSAL
 from bench.servers import free_port, mnist_serve_spec, service_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMITTED_MODEL_DIR = REPO_ROOT / "models"
 
 EncodeImage = Callable[..., bytes]
-REFUSAL = "refusing to start"
-"""Words of the one log line a refused start-up writes."""
 
 
 def assert_lifespan_refuses(model_dir: Path, reason: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -43,7 +43,7 @@ def assert_lifespan_refuses(model_dir: Path, reason: str, caplog: pytest.LogCapt
     refusals = [record for record in caplog.records if REFUSAL in record.message]
     assert len(refusals) == 1
     assert reason in refusals[0].message
-    assert getattr(app.state, "model", None) is None
+    assert services_of(app).model is None
 
 
 def run_refused_mnist_serve(
@@ -73,7 +73,7 @@ def run_refused_mnist_serve(
 @pytest.fixture(scope="session")
 def committed_model_dir() -> Path:
     """The repository's ``models/`` folder with the committed model and its metrics."""
-    for name in (MODEL_FILENAME, METRICS_FILENAME):
+    for name in (MODEL_FILENAME, EVALUATION_FILENAME):
         if not (COMMITTED_MODEL_DIR / name).is_file():
             pytest.fail(f"the committed model is missing: {COMMITTED_MODEL_DIR / name}")
     return COMMITTED_MODEL_DIR

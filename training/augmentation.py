@@ -2,7 +2,7 @@
 
 Each digit is rotated, scaled and shifted by a small random amount in one bilinear resampling
 (one resampling blurs less than a chain of three). The result is still MNIST format (uint8,
-white ink on black), so it goes through the same :func:`app.model_input.to_model_input` as
+white ink on black), so it goes through the same :func:`app.model_contract.to_model_input` as
 every other image. Training on such variations lifts the dense model's test accuracy and makes
 it less sensitive to the off-centre, tilted digits that real users upload.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model_input import IMAGE_SIDE
+from app.model_contract import IMAGE_SIDE
 
 CHUNK_SIZE = 4096
 """Digits transformed at once; bounds the temporary arrays to a few tens of megabytes."""

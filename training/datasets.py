@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model_input import IMAGE_SIDE, NUM_CLASSES
+from app.model_contract import IMAGE_SIDE, NUM_CLASSES
 from training.idx_files import DatasetError, read_idx_images, read_idx_labels
 
 DataSource = Literal["idx", "npz", "keras", "sample"]

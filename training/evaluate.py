@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model_input import NUM_CLASSES, to_model_input
+from app.model_contract import NUM_CLASSES, to_model_input
 
 PROBABILITY_FLOOR = 1e-7
 """Smallest probability used in the cross-entropy, as Keras clips it, so the loss stays finite."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model_input import IMAGE_SIDE, NUM_CLASSES
+from app.model_contract import IMAGE_SIDE, NUM_CLASSES
 
 IDX_UNSIGNED_BYTE = 0x08
 """Type code of unsigned-byte values, the only type MNIST uses."""

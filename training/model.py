@@ -9,32 +9,11 @@ into a clean inference model before it is saved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import keras
 
-from app.model_input import INPUT_SHAPE, NUM_CLASSES
-
-MODEL_NAME = "mnist_dense"
-"""Name of the Keras model and stem of its file, ``mnist_dense.keras``."""
-
-
-@dataclass(frozen=True)
-class DenseLayerSpec:
-    """One dense layer of the served model."""
-
-    name: str
-    units: int
-    activation: str
-
-
-DENSE_LAYERS = (
-    DenseLayerSpec("dense", 128, "relu"),
-    DenseLayerSpec("dense_1", 64, "relu"),
-    DenseLayerSpec("dense_2", NUM_CLASSES, "softmax"),
-)
-"""The seed's dense layers, in order; the names are Keras's defaults in a fresh session."""
+from app.model_contract import DENSE_LAYERS, INPUT_SHAPE, MODEL_NAME
 
 FLATTEN_LAYER_NAME = "flatten"
 INPUT_LAYER_NAME = "input_layer"

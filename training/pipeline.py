@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.model_contract import EVALUATION_FILENAME, MODEL_FILENAME, MODEL_NAME
 from training.datasets import MnistData, load_mnist, sha256_of_file
 from training.evaluate import evaluate_model
-from training.model import MODEL_NAME, describe_layers
+from training.model import describe_layers
 from training.profiles import TrainingProfile
 from training.reports import (
     build_metrics,
@@ -24,15 +25,13 @@ from training.reports import (
 )
 from training.train import train_model
 
-MODEL_FILE_NAME = f"{MODEL_NAME}.keras"
-METRICS_FILE_NAME = "metrics.json"
 CONFUSION_MATRIX_FILE_NAME = "confusion_matrix.png"
 TRAINING_CURVES_FILE_NAME = "training_curves.png"
 MODEL_CARD_FILE_NAME = "MODEL_CARD.md"
 
 ARTIFACT_FILE_NAMES = (
-    MODEL_FILE_NAME,
-    METRICS_FILE_NAME,
+    MODEL_FILENAME,
+    EVALUATION_FILENAME,
     CONFUSION_MATRIX_FILE_NAME,
     TRAINING_CURVES_FILE_NAME,
     MODEL_CARD_FILE_NAME,
@@ -76,7 +75,7 @@ def run_training(options: RunOptions, *, log: Callable[[str], None] = print) -> 
     evaluation = evaluate_model(result.model, data.test.images, data.test.labels)
 
     options.output_dir.mkdir(parents=True, exist_ok=True)
-    model_path = options.output_dir / MODEL_FILE_NAME
+    model_path = options.output_dir / MODEL_FILENAME
     save_model_atomically(result.model, model_path)
     metrics = build_metrics(
         model_file=model_path,
@@ -94,7 +93,7 @@ def run_training(options: RunOptions, *, log: Callable[[str], None] = print) -> 
         trained_at=utc_timestamp(),
         versions=library_versions(),
     )
-    write_metrics(options.output_dir / METRICS_FILE_NAME, metrics)
+    write_metrics(options.output_dir / EVALUATION_FILENAME, metrics)
     split_name = "sample test split" if data.is_sample else "MNIST test split"
     plot_confusion_matrix(
         evaluation.confusion_matrix,

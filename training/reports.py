@@ -1,7 +1,8 @@
 """What a training run leaves behind for machines and people: metrics.json, plots, a model card.
 
-``metrics.json`` follows the schema agreed with the service (``schema_version`` 1); it holds no
-absolute paths. The model card is rendered from that same dictionary, so the two cannot disagree.
+``metrics.json`` is checked against the service's own schema (:mod:`app.evaluation_file`) before
+it is written, so training cannot write a file the service would refuse; it holds no absolute
+paths. The model card is rendered from that same dictionary, so the two cannot disagree.
 Plots are drawn on bare matplotlib ``Figure`` objects, which render with the Agg backend and
 need no display and no global pyplot state.
 """
@@ -20,13 +21,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
-from app.model_input import INPUT_SHAPE, NUM_CLASSES
+from app.evaluation_file import SCHEMA_VERSION, EvaluationFile
+from app.model_contract import INPUT_SHAPE, NUM_CLASSES
 from training.datasets import MnistData
 from training.evaluate import Evaluation
 from training.profiles import PROFILES, TrainingProfile
-
-SCHEMA_VERSION = 1
-"""Version of the metrics.json layout agreed with the service."""
 
 REFERENCE_SCORES = {"accuracy": 0.9756, "precision_macro": 0.9757, "recall_macro": 0.9754}
 """Test scores reported by the reference project this model reproduces and improves on."""
@@ -141,7 +140,10 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 def write_metrics(path: Path, metrics: Mapping[str, Any]) -> None:
-    """Write metrics.json, indented, keys in schema order, ending with a newline."""
+    """Check ``metrics`` against the service's schema, then write metrics.json, indented, keys
+    in schema order, ending with a newline. Raises pydantic's ``ValidationError`` for a
+    document the service would refuse."""
+    EvaluationFile.model_validate(metrics)
     write_text_atomically(path, json.dumps(metrics, indent=2) + "\n")
 
 

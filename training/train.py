@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from app.model_input import to_model_input
+from app.model_contract import to_model_input
 from training.augmentation import AugmentationSettings, augment_digits
 from training.datasets import DigitSet, split_validation
 from training.model import build_training_model, to_inference_model

@@ -1,15 +1,17 @@
 """Pure-ASGI middleware: the request body size limit, and a quiet start-up failure.
 
-Both wrap the ASGI callables directly instead of using Starlette's ``BaseHTTPMiddleware``, which
-costs a task and a stream per request; on a normal request they add one dictionary lookup.
+Both are pure ASGI middleware (Starlette's documented pattern), which wrap the ASGI callables
+directly instead of costing a task and a stream per request as ``BaseHTTPMiddleware`` does.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.deps import services_of
 from app.api.errors import answer_errors_before_response, send_error
 from app.errors import DigitServiceError, PayloadTooLargeError
 
@@ -33,8 +35,9 @@ class RequestBodyLimitMiddleware:
     a client that is still sending makes its kernel report a reset connection instead of the
     413, so what remains of a body up to ``DRAIN_LIMIT_FACTOR`` times the limit (20 MiB by
     default: a too-large photo) is read and dropped first, within the body deadline
-    (``REQUEST_BODY_TIMEOUT_SECONDS``, kept by ``mnist-serve``'s HTTP protocol or by
-    :class:`~app.api.timeouts.RequestBodyTimeoutMiddleware`); a larger body is refused at once.
+    (``REQUEST_BODY_TIMEOUT_SECONDS``, :class:`~app.api.timeouts.RequestBodyTimeoutMiddleware`);
+    a larger body is refused at once. Behind the edge (nginx) a body over the edge's own limit
+    never reaches the app; this keeps the app safe when it is run without one.
     """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
@@ -122,8 +125,9 @@ class StartupFailureMessageMiddleware:
     """Keep a refused start-up to the one log line the lifespan already wrote.
 
     When the lifespan fails, Starlette hands the server the full traceback, which uvicorn logs.
-    For a failure the lifespan has explained itself (it sets ``app.state.startup_failure_logged``)
-    this drops that traceback, so the log says why the service did not start in one line.
+    For a failure the lifespan has explained itself (it sets the app's
+    ``Services.startup_failure_logged``) this drops that traceback, so the log says why the
+    service did not start in one line.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -136,8 +140,10 @@ class StartupFailureMessageMiddleware:
         application = scope.get("app")
 
         async def quiet_send(message: Message) -> None:
-            if message["type"] == "lifespan.startup.failed" and getattr(
-                getattr(application, "state", None), "startup_failure_logged", False
+            if (
+                message["type"] == "lifespan.startup.failed"
+                and isinstance(application, FastAPI)
+                and services_of(application).startup_failure_logged
             ):
                 message = {"type": "lifespan.startup.failed", "message": ""}
             await send(message)

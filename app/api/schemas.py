@@ -12,9 +12,9 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from app.errors import DigitServiceError
-from app.inference.metrics_file import EvaluationScores
-from app.model_input import NUM_CLASSES
+from app.errors import AuthenticationError, DigitServiceError
+from app.evaluation_file import EvaluationScores
+from app.model_contract import NUM_CLASSES
 
 _EXAMPLE_SHA256: Final = "3f9a0c41d2b7e8a65c0d14f2b9e3a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0"
 _EXAMPLE_PROBABILITIES: Final[list[JsonValue]] = [
@@ -79,16 +79,25 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-def error_examples(*errors: DigitServiceError) -> dict[str, Any]:
-    """An OpenAPI ``content`` entry with one named example per error, for a ``responses`` doc."""
-    return {
-        "application/json": {
-            "examples": {
-                error.code: {"value": {"error": {"code": error.code, "message": error.message}}}
-                for error in errors
-            }
-        }
+def error_response_doc(description: str, *errors: DigitServiceError) -> dict[str, Any]:
+    """An entry of a route's OpenAPI ``responses``: the error schema, ``description`` and one
+    named example per error."""
+    examples = {
+        error.code: {"value": {"error": {"code": error.code, "message": error.message}}}
+        for error in errors
     }
+    return {
+        "model": ErrorResponse,
+        "description": description,
+        "content": {"application/json": {"examples": examples}},
+    }
+
+
+UNAUTHORIZED_RESPONSE: Final = error_response_doc(
+    "No `X-API-Key` header, or a wrong key (only when API_KEY is set).",
+    AuthenticationError("the API key in the X-API-Key header is not valid"),
+)
+"""The OpenAPI description of the 401 of the routes that need the API key."""
 
 
 class PredictionResponse(BaseModel):
@@ -200,7 +209,7 @@ _EXAMPLE_CONFUSION: Final[list[JsonValue]] = [
 ]
 
 
-class MetricsResponse(BaseModel):
+class EvaluationResponse(BaseModel):
     """The model's stored evaluation on the MNIST test split, and which model it describes."""
 
     model_config = ConfigDict(

@@ -5,15 +5,12 @@ that sends its headers and then trickles the body a byte at a time (a "slow POST
 attack on the body) would hold a connection, a task and a partly read body for ever. This
 middleware gives the whole body one deadline, counted from when the request reaches the app;
 past it, the read stops and the request is answered ``408`` with the JSON error body, and the
-connection is closed. (Headers that trickle are the server's business; see
-:mod:`app.core.http_protocol`.)
+connection is closed. (Headers that trickle are the edge's business.)
 
-``mnist-serve`` does not use this middleware: its HTTP protocol keeps the same deadline, with
-the same answer, at no cost per request (:func:`app.main.create_served_app`). It is here for
-the app run by another server (``uvicorn --factory app.main:create_app``) and in tests.
-
+Behind the edge (nginx, ``deploy/nginx``) bodies reach the app only once complete, so there
+this deadline never fires; it keeps the app safe under any ASGI server run without the edge.
 Only requests that announce a body (``Content-Length`` above 0 or ``Transfer-Encoding``) are
-timed. Pure ASGI: for those, each read of the body costs one ``asyncio.timeout_at`` (about 3 µs).
+timed; pure ASGI, one ``asyncio.timeout_at`` per read of the body.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Reading the image(s) out of a prediction request: multipart ``file`` parts or a raw body.
 
 The body has already passed :class:`app.api.middleware.RequestBodyLimitMiddleware`, so what is
-read here is at most ``MAX_UPLOAD_BYTES`` and is read whole. Multipart bodies are split by
-:mod:`app.api.multipart_body` (rather than through FastAPI ``File`` parameters or Starlette's
-streaming form parser, which cost about 100 µs more per small upload), so that a malformed body,
-a missing ``file`` field or too many files get this service's own error codes.
+read here is at most ``MAX_UPLOAD_BYTES`` and is read whole (``Request.body()``). Multipart bodies
+are split by python-multipart (:mod:`app.api.multipart_form`), so that a malformed body, a
+missing ``file`` field or too many files get this service's own error codes.
 """
 
 from __future__ import annotations
@@ -13,25 +12,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from fastapi import Request
-from starlette.requests import ClientDisconnect
 
-from app.api.multipart_body import MultipartFormatError, TooManyPartsError, parse_multipart
-from app.errors import (
-    InputError,
-    InvalidMultipartError,
-    MissingFileError,
-    TooManyFilesError,
-    UnsupportedMediaTypeError,
-)
+from app.api.multipart_form import parse_form
+from app.errors import InputError, MissingFileError, UnsupportedMediaTypeError
 
 FILE_FIELD: Final = "file"
 """Name of the multipart field holding an image."""
 
 MULTIPART_FORM_DATA: Final = "multipart/form-data"
 OCTET_STREAM: Final = "application/octet-stream"
-
-# Text fields besides the files are ignored; this bounds how many the parser keeps.
-_MAX_TEXT_FIELDS: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,28 +49,6 @@ def _unsupported(media_type: str) -> UnsupportedMediaTypeError:
     )
 
 
-async def read_body(request: Request) -> bytes:
-    """The whole request body, read straight from the ASGI ``receive``.
-
-    What Starlette's ``Request.body()`` does, without its per-chunk async generator (a few
-    microseconds per request); a body that arrives in one message is returned as it is.
-    Raises :class:`starlette.requests.ClientDisconnect` when the client hangs up first.
-    """
-    receive = request.receive
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect()
-        chunk: bytes = message.get("body", b"")
-        if not message.get("more_body", False):
-            if not chunks:
-                return chunk
-            chunks.append(chunk)
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
 async def read_single_image(request: Request) -> bytes:
     """The one image of a ``POST /predict``: the multipart ``file`` part or the raw body.
 
@@ -101,7 +68,7 @@ async def read_single_image(request: Request) -> bytes:
             raise upload.refusal
         return upload.data
     if is_image_media_type(media_type):
-        return await read_body(request)
+        return await request.body()
     raise _unsupported(media_type)
 
 
@@ -120,17 +87,9 @@ async def read_multipart_images(
     media_type = media_type_of(content_type)
     if media_type != MULTIPART_FORM_DATA:
         raise _unsupported(media_type)
-    body = await read_body(request)
-    try:
-        parts = parse_multipart(
-            body, content_type, max_files=max_files, max_fields=_MAX_TEXT_FIELDS
-        )
-    except TooManyPartsError as error:
-        raise TooManyFilesError(
-            too_many_message or f"too many files: at most {max_files} per request"
-        ) from error
-    except MultipartFormatError as error:
-        raise InvalidMultipartError(f"the multipart body cannot be parsed: {error}") from error
+    parts = parse_form(
+        await request.body(), content_type, max_files=max_files, too_many_files=too_many_message
+    )
     uploads: list[ImageUpload] = []
     for part in parts:
         if part.name != FILE_FIELD:

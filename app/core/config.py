@@ -55,10 +55,12 @@ class Settings(BaseSettings):
         description="Most `file` parts accepted by POST /predict/batch (413 above it).",
     )
     INLINE_MAX_PIXELS: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
-        default=200 * 200,
+        default=32 * 32,
         description=(
-            "PNG uploads of at most this many pixels (about 1 ms of work) are classified on the "
-            "event loop; everything else runs in the threadpool. 0 sends all to the threadpool."
+            "PNG uploads of at most this many pixels (at most 64 KiB, structure verified, no "
+            "compressed metadata) are classified on the event loop; everything else runs in the "
+            "threadpool. Each holds the loop under 2 ms (`python -m bench.inline_budget`). 0 "
+            "sends all to the threadpool."
         ),
     )
     HOST: str = Field(default="127.0.0.1", min_length=1, description="Interface to listen on.")
@@ -102,13 +104,6 @@ class Settings(BaseSettings):
         description=(
             "How long a large image waits for a decode slot before the request is answered "
             "503 with `Retry-After`."
-        ),
-    )
-    REQUEST_HEADER_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=300)] = Field(
-        default=10.0,
-        description=(
-            "A connection must deliver a request's headers within this time (408 and close "
-            "otherwise; slowloris guard of `mnist-serve`)."
         ),
     )
     REQUEST_BODY_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=3600)] = Field(

@@ -8,9 +8,6 @@ The order of checks is what keeps hostile uploads cheap:
    only with their own Pillow plugin; text, markup, PDF and other known non-image content is
    refused as an unsupported media type.
 3. A PNG's chunk structure and checksums are verified (Pillow does not check the pixel chunks).
-   A plain 8-bit greyscale PNG (the MNIST case) is then decoded from those chunks directly by
-   Pillow's zlib decoder, skipping the Python-level parsing of ``Image.open``: about 5 µs
-   instead of 14 µs for a 28 x 28 digit, the same pixels.
 4. The header is parsed and the declared width x height compared with ``max_pixels`` before any
    pixel data is decoded, so a tiny file declaring 50,000 x 50,000 pixels is refused at once.
 5. Only then are the pixels decoded (the first frame of an animation); a large JPEG is decoded
@@ -27,11 +24,11 @@ import codecs
 import io
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
-import numpy as np
-from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
 from app.errors import (
@@ -89,14 +86,21 @@ _NON_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 _ALLOWED_TEXT_CONTROLS = frozenset("\t\n\r\f\v")
 
 _IHDR_LENGTH: Final = 13
-_PNG_GREY: Final = 0
-"""IHDR colour type of a greyscale PNG without alpha."""
-_PNG_PLAIN_GREY_CHUNKS: Final = frozenset(
-    {b"IHDR", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"pHYs", b"tEXt", b"tIME"}
+_PNG_IHDR_END: Final = 24
+"""Bytes of the signature and the ``IHDR`` chunk's length, type, width and height."""
+
+CHEAP_UPLOAD_MAX_BYTES: Final = 64 * 1024
+"""Largest upload :func:`is_cheap_upload` may accept."""
+
+_CHEAP_PNG_CHUNKS: Final = frozenset(
+    {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"sBIT", b"bKGD",
+     b"pHYs", b"tEXt", b"tIME", b"eXIf"}
 )  # fmt: skip
-"""Chunks that leave a greyscale PNG's pixels as stored: no transparency (``tRNS``), EXIF
-orientation (``eXIf``) or animation, which only Pillow's full reader handles. Compressed text
-(``zTXt``, ``iTXt``) goes through Pillow too, which refuses a text bomb with 400 as before."""
+"""Chunks whose reading costs nothing beyond the pixels' own: no compressed text (``zTXt``,
+``iTXt``) or colour profile (``iCCP``), no animation."""
+
+_CHEAP_PNG_MAX_CHUNKS: Final = 32
+"""Most chunks a cheap PNG may have (Pillow reads each one in Python)."""
 
 _TOO_MANY_PIXELS = "the image declares far more pixels than allowed (a decompression bomb?)"
 
@@ -123,35 +127,51 @@ def decode_upload(data: bytes, *, max_pixels: int) -> Image.Image:
     >>> decode_upload(png, max_pixels=100).size
     (1, 1)
     """
-    decoded = decode_upload_or_grey_pixels(data, max_pixels=max_pixels)
-    if isinstance(decoded, Image.Image):
-        return decoded
-    image = Image.fromarray(decoded)
-    # Said as ``Image.open`` would say it, for code that reports or branches on the format.
-    image.format = "PNG"
-    return image
-
-
-def decode_upload_or_grey_pixels(
-    data: bytes, *, max_pixels: int
-) -> Image.Image | NDArray[np.uint8]:
-    """:func:`decode_upload`, except that a plain 8-bit grey PNG (see
-    :attr:`PngLayout.is_plain_grey`) comes back as its 2-D ``uint8`` pixel array, decoded
-    straight into it: a digit uploaded as MNIST stores it then reaches the model without a
-    Pillow image being made of it or copied out of one (about 3 µs of a 28 x 28 PNG's 9).
-    Raises the same errors.
-    """
     if not data:
         raise EmptyUploadError("the upload is empty: send the image's bytes")
     image_format = sniff_image_format(data[:_SNIFF_BYTES])
     if image_format == "PNG":
-        layout = check_png_structure(data)
-        if layout.is_plain_grey:
-            _check_pixel_count(layout.width, layout.height, max_pixels)
-            return _decode_plain_grey_png(data, layout)
+        check_png_structure(data)
     image = _open_header(data, image_format)
     _check_pixel_count(*image.size, max_pixels)
     return _load_pixels(image)
+
+
+def is_cheap_upload(data: bytes, *, max_pixels: int) -> bool:
+    """Whether ``data`` is a PNG whose whole classification is small and bounded, judged from
+    what has been checked rather than what the file claims: at most
+    :data:`CHEAP_UPLOAD_MAX_BYTES` bytes, a verified chunk structure (lengths and checksums),
+    at most ``max_pixels`` pixels, a handful of chunks, and none of the chunks whose decoding
+    costs more than the pixels do (compressed text or colour profiles, animation).
+
+    >>> is_cheap_upload(b"not a png", max_pixels=40_000)
+    False
+    """
+    if len(data) > CHEAP_UPLOAD_MAX_BYTES or not data.startswith(_PNG_SIGNATURE):
+        return False
+    try:
+        layout = check_png_structure(data)
+    except InvalidImageError:
+        return False
+    return (
+        0 < layout.width * layout.height <= max_pixels
+        and layout.chunk_count <= _CHEAP_PNG_MAX_CHUNKS
+        and layout.chunk_types <= _CHEAP_PNG_CHUNKS
+    )
+
+
+def png_dimensions(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's ``IHDR`` chunk (not verified), or None if ``data`` does
+    not start with a PNG signature and header. The one reader of the PNG header.
+
+    >>> png_dimensions(b"GIF89a")
+    """
+    if len(data) < _PNG_IHDR_END or not data.startswith(_PNG_SIGNATURE):
+        return None
+    if data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack_from(">II", data, 16)
+    return width, height
 
 
 def _check_pixel_count(width: int, height: int, max_pixels: int) -> None:
@@ -200,35 +220,12 @@ def sniff_image_format(head: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PngLayout:
-    """What :func:`check_png_structure` learnt about a PNG: its header and where its chunks are."""
+    """What :func:`check_png_structure` learnt about a PNG: its size and its chunk types."""
 
     width: int
     height: int
-    bit_depth: int
-    colour_type: int
-    compression: int
-    filter_method: int
-    interlace: int
     chunk_types: frozenset[bytes]
-    image_data_spans: tuple[tuple[int, int], ...]
-    """(start, end) of each ``IDAT`` chunk's body, in order."""
-
-    @property
-    def is_plain_grey(self) -> bool:
-        """Whether the PNG is 8-bit grey, not interlaced, and has no chunk that changes how its
-        pixels are read (see :data:`_PNG_PLAIN_GREY_CHUNKS`): it decodes to the stored bytes."""
-        return (
-            self.bit_depth == 8
-            and self.colour_type == _PNG_GREY
-            and self.compression == 0
-            and self.filter_method == 0
-            and self.interlace == 0
-            and bool(self.image_data_spans)
-            and self.chunk_types <= _PNG_PLAIN_GREY_CHUNKS
-            and (
-                Image.MAX_IMAGE_PIXELS is None or self.width * self.height <= Image.MAX_IMAGE_PIXELS
-            )
-        )
+    chunk_count: int
 
 
 def check_png_structure(data: bytes) -> PngLayout:
@@ -241,9 +238,9 @@ def check_png_structure(data: bytes) -> PngLayout:
     """
     position = len(_PNG_SIGNATURE)
     end = len(data)
-    header: tuple[int, ...] | None = None
+    dimensions: tuple[int, int] | None = None
     chunk_types: set[bytes] = set()
-    image_data_spans: list[tuple[int, int]] = []
+    chunk_count = 0
     while True:
         if position + 8 > end:
             raise InvalidImageError("the PNG image is truncated")
@@ -254,49 +251,21 @@ def check_png_structure(data: bytes) -> PngLayout:
         (expected_crc,) = struct.unpack_from(">I", data, body_end)
         if zlib.crc32(data[position + 4 : body_end]) != expected_crc:
             raise InvalidImageError("the PNG image is corrupt: a chunk's checksum does not match")
-        if header is None:
-            if chunk_type != b"IHDR" or length != _IHDR_LENGTH:
+        if dimensions is None:
+            dimensions = png_dimensions(data)
+            if dimensions is None or length != _IHDR_LENGTH:
                 raise InvalidImageError("the PNG image does not start with its header chunk")
-            header = struct.unpack_from(">IIBBBBB", data, position + 8)
         chunk_types.add(chunk_type)
-        if chunk_type == b"IDAT":
-            image_data_spans.append((position + 8, body_end))
-        elif chunk_type == b"IEND":
-            width, height, bit_depth, colour_type, compression, filter_method, interlace = header
+        chunk_count += 1
+        if chunk_type == b"IEND":
+            width, height = dimensions
             return PngLayout(
                 width=width,
                 height=height,
-                bit_depth=bit_depth,
-                colour_type=colour_type,
-                compression=compression,
-                filter_method=filter_method,
-                interlace=interlace,
                 chunk_types=frozenset(chunk_types),
-                image_data_spans=tuple(image_data_spans),
+                chunk_count=chunk_count,
             )
         position = body_end + 4
-
-
-def _decode_plain_grey_png(data: bytes, layout: PngLayout) -> NDArray[np.uint8]:
-    """The pixels of a PNG for which :attr:`PngLayout.is_plain_grey` holds, decoded by Pillow's
-    own PNG (zlib and row filter) decoder straight from the ``IDAT`` chunks into a new array
-    (through an ``L`` image that shares its memory)."""
-    spans = layout.image_data_spans
-    compressed = (
-        data[spans[0][0] : spans[0][1]]
-        if len(spans) == 1
-        else b"".join(data[start:stop] for start, stop in spans)
-    )
-    pixels = np.empty((layout.height, layout.width), dtype=np.uint8)
-    try:
-        Image.frombuffer("L", (layout.width, layout.height), pixels, "raw", "L", 0, 1).frombytes(
-            compressed, "zip", "L"
-        )
-    except Exception:
-        raise InvalidImageError(
-            "the PNG image is corrupt or truncated and cannot be decoded"
-        ) from None
-    return pixels
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -314,30 +283,35 @@ def _looks_like_text(head: bytes) -> bool:
     )
 
 
-def _open_header(data: bytes, image_format: str) -> Image.Image:
-    """Parse the image's header with the one Pillow plugin for ``image_format``; no pixels yet."""
+@contextmanager
+def _decoding_errors(message: str) -> Iterator[None]:
+    """Turn whatever Pillow raises into the service's errors: a decompression bomb into
+    :class:`~app.errors.ImageTooLargeError`, anything else into
+    :class:`~app.errors.InvalidImageError` saying ``message``."""
     try:
-        return Image.open(io.BytesIO(data), formats=[image_format])
+        yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(_TOO_MANY_PIXELS) from None
     except Exception:
-        raise InvalidImageError(
-            f"the upload starts like a {image_format} image but its header cannot be read"
-        ) from None
+        raise InvalidImageError(message) from None
+
+
+def _open_header(data: bytes, image_format: str) -> Image.Image:
+    """Parse the image's header with the one Pillow plugin for ``image_format``; no pixels yet."""
+    with _decoding_errors(
+        f"the upload starts like a {image_format} image but its header cannot be read"
+    ):
+        return Image.open(io.BytesIO(data), formats=[image_format])
 
 
 def _load_pixels(image: Image.Image) -> Image.Image:
     """Decode the pixels (first frame), a large JPEG at reduced scale, then apply EXIF rotation."""
-    try:
+    with _decoding_errors(
+        f"the {image.format} image is corrupt or truncated and cannot be decoded"
+    ):
         if image.format == "JPEG":
             _request_reduced_jpeg_decoding(image)
         image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLargeError(_TOO_MANY_PIXELS) from None
-    except Exception:
-        raise InvalidImageError(
-            f"the {image.format} image is corrupt or truncated and cannot be decoded"
-        ) from None
     return _apply_exif_orientation(image)
 
 

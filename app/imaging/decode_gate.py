@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import io
 import math
-import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,13 +35,12 @@ from PIL import Image
 
 from app.core.memory import release_free_memory
 from app.errors import ServiceBusyError
-from app.imaging.decode import SUPPORTED_FORMATS
+from app.imaging.decode import SUPPORTED_FORMATS, png_dimensions
 
 HEAVY_DECODE_PIXELS: Final = 4_000_000
 """Images with more pixels than this (about 16 MB as RGBA) wait for a decode slot."""
 
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
-_PNG_IHDR_END: Final = 24
 _JPEG_SIGNATURE: Final = b"\xff\xd8\xff"
 _HEADER_FORMATS: Final = tuple(name for name in SUPPORTED_FORMATS if name != "JPEG")
 
@@ -58,10 +56,8 @@ def declared_pixels(data: bytes) -> int:
     0
     """
     if data.startswith(_PNG_SIGNATURE):
-        if len(data) < _PNG_IHDR_END or data[12:16] != b"IHDR":
-            return 0
-        width, height = struct.unpack(">II", data[16:_PNG_IHDR_END])
-        return int(width * height)
+        dimensions = png_dimensions(data)
+        return 0 if dimensions is None else dimensions[0] * dimensions[1]
     if data.startswith(_JPEG_SIGNATURE):
         return 0
     try:

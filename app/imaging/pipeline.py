@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from app.imaging.decode import decode_upload_or_grey_pixels
+from app.imaging.decode import decode_upload
 from app.imaging.preprocess import to_mnist_digit
 
 
@@ -16,4 +16,4 @@ def prepare_upload(data: bytes, *, max_pixels: int) -> NDArray[np.uint8]:
     Raises an :class:`~app.errors.InputError` subclass, and nothing else, for any bytes that do
     not make a digit: empty, not an image, corrupt, over ``max_pixels``, or blank.
     """
-    return to_mnist_digit(decode_upload_or_grey_pixels(data, max_pixels=max_pixels))
+    return to_mnist_digit(decode_upload(data, max_pixels=max_pixels))

@@ -32,7 +32,7 @@ from PIL import Image, ImageFilter
 from app.errors import NoDigitFoundError
 from app.imaging.components import describe_regions, find_runs, paint_regions
 from app.imaging.working_size import working_size
-from app.model_input import IMAGE_SIDE, PIXEL_MAX
+from app.model_contract import IMAGE_SIDE, PIXEL_MAX
 
 FloatImage = NDArray[np.float32]
 """A 2-D image of float32 values, normally in [0, 1]."""

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from app.inference.keras_archive import DenseLayerWeights, KerasArchive
-from app.model_input import INPUT_SHAPE
+from app.model_contract import INPUT_SHAPE
 
 _FLAT_INPUT_SIZE = int(np.prod(INPUT_SHAPE))
 
@@ -43,7 +43,7 @@ class DenseNetwork:
         """Class probabilities for a stack of model inputs.
 
         ``images`` has shape (n, 28, 28, 1) (or anything with n * 784 values per row, as
-        :func:`app.model_input.to_model_input` returns), float32 in [0, 1]. The result has shape
+        :func:`app.model_contract.to_model_input` returns), float32 in [0, 1]. The result has shape
         (n, 10); each row sums to 1.
         """
         if images.dtype != np.float32:

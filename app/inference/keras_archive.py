@@ -31,18 +31,14 @@ from numpy.typing import NDArray
 
 from app.errors import ModelLoadError
 from app.inference.artifact_file import read_artifact_bytes
-from app.model_input import INPUT_SHAPE, NUM_CLASSES
+from app.model_contract import DENSE_LAYERS, INPUT_SHAPE
 
 CONFIG_MEMBER: Final = "config.json"
 WEIGHTS_MEMBER: Final = "model.weights.h5"
 METADATA_MEMBER: Final = "metadata.json"
 
-EXPECTED_DENSE_LAYERS: Final[tuple[tuple[int, str], ...]] = (
-    (128, "relu"),
-    (64, "relu"),
-    (NUM_CLASSES, "softmax"),
-)
-"""Units and activation of each Dense layer, input side first."""
+EXPECTED_DENSE_LAYERS: Final = tuple((layer.units, layer.activation) for layer in DENSE_LAYERS)
+"""Units and activation of each Dense layer, input side first (:data:`DENSE_LAYERS`)."""
 
 EXPECTED_ARCHITECTURE: Final = f"InputLayer{INPUT_SHAPE} -> Flatten -> " + " -> ".join(
     f"Dense({units}, {activation})" for units, activation in EXPECTED_DENSE_LAYERS

@@ -12,10 +12,10 @@ from typing import Final
 import numpy as np
 from PIL import Image, ImageDraw
 
+from app.classification import DigitClassifier
 from app.errors import InputError, ModelLoadError
 from app.inference.serving_model import ServingModel
-from app.inference.upload_classifier import classify_upload
-from app.model_input import IMAGE_SIDE, NUM_CLASSES
+from app.model_contract import IMAGE_SIDE, NUM_CLASSES
 
 SELF_TEST_DIGIT: Final = 1
 """The digit drawn for the self-test: a vertical stroke, which every MNIST model gets right."""
@@ -37,7 +37,7 @@ def run_self_test(model: ServingModel, *, max_pixels: int) -> None:
     """Classify the synthetic digit; raise :class:`~app.errors.ModelLoadError` unless the
     result is a 28 x 28 digit and a probability vector naming :data:`SELF_TEST_DIGIT`."""
     try:
-        prediction = classify_upload(render_self_test_png(), model=model, max_pixels=max_pixels)
+        prediction = DigitClassifier(model, max_pixels=max_pixels).classify(render_self_test_png())
     except InputError as error:
         raise ModelLoadError(
             f"self-test failed: the synthetic digit was refused: {error.message}"

@@ -17,18 +17,22 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from app.errors import ModelLoadError
+from app.evaluation_file import EvaluationFile
 from app.inference.artifact_file import read_artifact_bytes
 from app.inference.dense_network import DenseNetwork
 from app.inference.keras_archive import KerasArchive, read_keras_archive
-from app.inference.metrics_file import MetricsFile
-from app.model_input import INPUT_SHAPE, NUM_CLASSES, to_model_input
+from app.model_contract import (
+    EVALUATION_FILENAME,
+    INPUT_SHAPE,
+    MODEL_FILENAME,
+    NUM_CLASSES,
+    to_model_input,
+)
 
-MODEL_FILENAME: Final = "mnist_dense.keras"
-METRICS_FILENAME: Final = "metrics.json"
 SHORT_SHA256_LENGTH: Final = 12
 
 # A metrics.json larger than this is not ours; refuse it before parsing.
-_MAX_METRICS_BYTES: Final = 4 * 1024 * 1024
+_MAX_EVALUATION_BYTES: Final = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +44,8 @@ class ServingModel:
 
     network: DenseNetwork
     archive: KerasArchive
-    metrics: MetricsFile
+    evaluation: EvaluationFile
+    """The stored evaluation (``metrics.json``) of exactly this model file."""
     loaded_at: datetime
 
     @property
@@ -66,27 +71,27 @@ def load_serving_model(model_dir: Path) -> ServingModel:
     different model file (SHA-256 mismatch), or the network fails its output self-check.
     """
     archive = read_keras_archive(model_dir / MODEL_FILENAME)
-    metrics = read_metrics_file(model_dir / METRICS_FILENAME)
-    if metrics.model.sha256 != archive.sha256:
+    evaluation = read_evaluation_file(model_dir / EVALUATION_FILENAME)
+    if evaluation.model.sha256 != archive.sha256:
         raise ModelLoadError(
-            f"{model_dir / METRICS_FILENAME} describes a model with SHA-256 "
-            f"{metrics.model.sha256[:SHORT_SHA256_LENGTH]}..., but {MODEL_FILENAME} has "
+            f"{model_dir / EVALUATION_FILENAME} describes a model with SHA-256 "
+            f"{evaluation.model.sha256[:SHORT_SHA256_LENGTH]}..., but {MODEL_FILENAME} has "
             f"{archive.sha256[:SHORT_SHA256_LENGTH]}...: the metrics are not this model's"
         )
     network = DenseNetwork.from_archive(archive)
     check_network_outputs(network)
     return ServingModel(
-        network=network, archive=archive, metrics=metrics, loaded_at=datetime.now(UTC)
+        network=network, archive=archive, evaluation=evaluation, loaded_at=datetime.now(UTC)
     )
 
 
-def read_metrics_file(path: Path) -> MetricsFile:
+def read_evaluation_file(path: Path) -> EvaluationFile:
     """Read and validate ``metrics.json``; any problem is a :class:`~app.errors.ModelLoadError`."""
     text = read_artifact_bytes(
-        path, kind="metrics file", max_bytes=_MAX_METRICS_BYTES, too_large="is implausibly large"
+        path, kind="metrics file", max_bytes=_MAX_EVALUATION_BYTES, too_large="is implausibly large"
     )
     try:
-        return MetricsFile.model_validate_json(text)
+        return EvaluationFile.model_validate_json(text)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in issue['loc']) or 'document'}: {issue['msg']}"

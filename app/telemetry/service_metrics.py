@@ -4,34 +4,31 @@ One :class:`ServiceMetrics` per app, in its own registry, so that several apps i
 (tests) never share counts. With several worker processes, ``prometheus_client``'s
 multiprocess mode is used: when ``PROMETHEUS_MULTIPROC_DIR`` names a folder (``mnist-serve``
 makes one when it starts more than one worker), every worker writes its values there and a
-scrape of any worker reads them all, see :func:`exposition`.
+scrape of any worker reads them all, see :meth:`ServiceMetrics.exposition`.
 
 Exported (all prefixed ``mnist_``):
 
 * ``http_requests_total{route, method, status}`` and
   ``http_request_duration_seconds{route}`` (histogram), for every HTTP request. ``route`` is
   the endpoint's path, or ``other`` for paths the service does not serve, so scanners cannot
-  blow up the number of series.
+  blow up the number of series (see :class:`app.telemetry.request_recorder.RequestRecorder`).
 * ``predictions_total{digit}``: digits answered, by ``POST /predict`` and ``/predict/batch``.
 * ``preprocessing_duration_seconds`` (per image: decoding and preprocessing) and
   ``inference_duration_seconds`` (per forward pass of the network, one per request or batch).
 * ``model_info{name, sha256}`` (value 1) and ``model_loaded_timestamp_seconds``.
 
-Requests and predictions are recorded into plain in-process counters (a dictionary lookup, a
-bisection and a few additions under a lock per call) and added to ``prometheus_client``'s metrics
-in bulk once a second, before each scrape and at shutdown (:meth:`ServiceMetrics.flush`). Called
-once per value, ``prometheus_client`` costs about 1 µs an ``observe``, and in multiprocess mode
-about 1.5 µs more for its memory-mapped file write; a scrape of one worker therefore shows the
-other workers' values as they were at their last flush, at most a second old.
+Every value goes to ``prometheus_client`` when it is observed, through its public API only
+(``labels``, ``inc``, ``observe``, ``set``): nothing is buffered, so a scrape of any worker shows
+every worker's requests as soon as they are answered, and nothing depends on
+``prometheus_client``'s internals. The children that ``labels`` returns are kept in a dictionary
+per metric, which spares each request ``labels``' argument conversion and lock; their number is
+bounded by that of the series. docs/performance.md gives what this costs per request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
-from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Final
 
 from prometheus_client import (
@@ -50,8 +47,6 @@ MULTIPROCESS_DIR_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
 EXPOSITION_CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 OTHER_ROUTE: Final = "other"
 """The ``route`` label of requests to paths the service does not serve."""
-FLUSH_INTERVAL_SECONDS: Final = 1.0
-"""How often each worker adds what it recorded to the ``prometheus_client`` metrics."""
 
 _REQUEST_BUCKETS: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -69,74 +64,19 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROCESS_DIR_VARIABLE) or None
 
 
-class _PendingHistogram:
-    """Observations of one histogram series not yet added to ``prometheus_client``: a count per
-    bucket (the first whose upper bound is at least the value, as Prometheus counts them) and
-    their sum."""
-
-    __slots__ = ("bucket_counts", "total", "upper_bounds")
-
-    def __init__(self, upper_bounds: tuple[float, ...]) -> None:
-        self.upper_bounds = upper_bounds
-        self.bucket_counts = [0] * (len(upper_bounds) + 1)
-        self.total = 0.0
-
-    def observe(self, seconds: float) -> None:
-        """Count one observation (the last bucket is ``+Inf``)."""
-        self.bucket_counts[bisect_left(self.upper_bounds, seconds)] += 1
-        self.total += seconds
-
-    def take(self) -> tuple[list[int], float] | None:
-        """The bucket counts and sum observed since the last call, or None if nothing was."""
-        if not any(self.bucket_counts):
-            return None
-        taken = (self.bucket_counts, self.total)
-        self.bucket_counts = [0] * len(self.bucket_counts)
-        self.total = 0.0
-        return taken
-
-
-def add_to_histogram(histogram: Histogram, bucket_counts: Sequence[int], total: float) -> None:
-    """Add pre-counted observations to one ``histogram`` series (no labels left to fill): as
-    many as ``bucket_counts[i]`` values in its bucket ``i`` (non-cumulative, ``+Inf`` last), all
-    of them summing to ``total``.
-
-    ``prometheus_client`` has no public way to do this, so this function (and only this one)
-    uses its internals: a histogram child keeps one value per bucket in ``_buckets`` and one for
-    the sum in ``_sum``, in single- and multiprocess mode alike.
-    ``tests/app/test_telemetry_flush.py`` compares its exposition with the same values observed
-    one by one, so a ``prometheus_client`` upgrade that changes them fails that test.
-    """
-    buckets = histogram._buckets  # Internal: see the docstring.
-    if len(bucket_counts) != len(buckets):
-        raise ValueError(f"{len(bucket_counts)} bucket counts for {len(buckets)} buckets")
-    histogram._sum.inc(total)
-    for bucket, count in zip(buckets, bucket_counts, strict=True):
-        if count:
-            bucket.inc(count)
-
-
-class _PendingRequests:
-    """Requests of one (route, method, status) not yet added to ``prometheus_client``."""
-
-    __slots__ = ("count", "durations")
-
-    def __init__(self, durations: _PendingHistogram) -> None:
-        self.count = 0
-        self.durations = durations
-        """Shared by every series of the same route (the latency histogram is by route)."""
-
-
 class ServiceMetrics:
     """The metrics of one app; also the observer of its prediction pipeline (see
     :class:`app.inference.upload_classifier.PipelineObserver`).
 
-    Requests and predictions are counted into plain in-process accumulators under one lock
-    (well under a microsecond per request), and :meth:`flush` adds them to the
-    ``prometheus_client`` metrics in bulk: every :data:`FLUSH_INTERVAL_SECONDS` (see
-    :meth:`run_periodic_flush`), right before each scrape, and when the worker stops. In
-    multiprocess mode this replaces a memory-mapped file write per value and request with a
-    few per second.
+    Its methods are called from the event loop (requests) and from threadpool threads
+    (predictions); ``prometheus_client``'s metrics are thread-safe, and the dictionaries of
+    children are only read and filled (a race fills an entry twice with the same child, since
+    ``labels`` returns one child per label values).
+
+    Whether it runs in multiprocess mode is decided when it is created, as
+    ``prometheus_client`` decides where its values live when it is imported: set
+    ``PROMETHEUS_MULTIPROC_DIR`` before either. In that mode there is one app per process: two
+    instances in one process would overwrite each other's values in the same file.
     """
 
     def __init__(self) -> None:
@@ -185,14 +125,16 @@ class ServiceMetrics:
             multiprocess_mode="livemax",
             registry=self.registry,
         )
-        # Everything below is guarded by this lock: the event loop records requests while
-        # threadpool threads record predictions and a scrape may flush.
-        self._lock = threading.Lock()
-        self._pending_requests: dict[tuple[str, str, int], _PendingRequests] = {}
-        self._pending_durations: dict[str, _PendingHistogram] = {}
-        self._pending_digits = [0] * 10
-        self._pending_preprocessing = _PendingHistogram(_PREPROCESSING_BUCKETS)
-        self._pending_inference = _PendingHistogram(_INFERENCE_BUCKETS)
+        self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        """The request counter's and latency histogram's children, by (route, method, status)."""
+        self._digit_series: dict[int, Counter] = {}
+        """The prediction counter's children, by digit."""
+        directory = multiprocess_dir()
+        self._scraped = self.registry
+        """What a scrape reads: this registry, or in multiprocess mode every worker's files."""
+        if directory is not None:
+            self._scraped = CollectorRegistry()
+            prometheus_multiprocess.MultiProcessCollector(self._scraped, path=directory)  # type: ignore[no-untyped-call]
 
     def set_model(self, model: ServingModel) -> None:
         """Record the model this process serves."""
@@ -201,103 +143,52 @@ class ServiceMetrics:
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration."""
-        key = (route, method, status)
-        with self._lock:
-            series = self._pending_requests.get(key)
-            if series is None:
-                series = self._new_request_series(key)
-            series.count += 1
-            series.durations.observe(seconds)
-
-    def _new_request_series(self, key: tuple[str, str, int]) -> _PendingRequests:
-        """Start accumulating a (route, method, status) series (the lock is held)."""
-        durations = self._pending_durations.get(key[0])
-        if durations is None:
-            durations = _PendingHistogram(_REQUEST_BUCKETS)
-            self._pending_durations[key[0]] = durations
-        series = _PendingRequests(durations)
-        self._pending_requests[key] = series
-        return series
+        series = self._request_series.get((route, method, status))
+        if series is None:
+            series = self._request_series[(route, method, status)] = (
+                self.requests.labels(route, method, str(status)),
+                self.request_duration.labels(route),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_preprocessing(self, seconds: float) -> None:
         """Record the decoding and preprocessing time of one image."""
-        with self._lock:
-            self._pending_preprocessing.observe(seconds)
+        self.preprocessing_duration.observe(seconds)
 
     def observe_inference(self, seconds: float) -> None:
         """Record the time of one forward pass."""
-        with self._lock:
-            self._pending_inference.observe(seconds)
+        self.inference_duration.observe(seconds)
 
     def count_predictions(self, digits: Iterable[int]) -> None:
         """Count the digits answered."""
-        with self._lock:
-            for digit in digits:
-                self._pending_digits[digit] += 1
+        for digit in digits:
+            self._digit_counter(digit).inc()
 
     def observe_prediction(
         self, preprocessing_seconds: float, inference_seconds: float, digit: int
     ) -> None:
-        """Record one image's preprocessing and inference times and its digit, under one
-        acquisition of the lock (the single-image path, once per request)."""
-        with self._lock:
-            self._pending_preprocessing.observe(preprocessing_seconds)
-            self._pending_inference.observe(inference_seconds)
-            self._pending_digits[digit] += 1
+        """Record one image's preprocessing and inference times and its digit (the
+        single-image path: the three calls above in one)."""
+        self.preprocessing_duration.observe(preprocessing_seconds)
+        self.inference_duration.observe(inference_seconds)
+        self._digit_counter(digit).inc()
 
-    def flush(self) -> None:
-        """Add everything recorded since the last flush to the ``prometheus_client`` metrics
-        (in multiprocess mode, to this worker's files)."""
-        with self._lock:
-            requests = [
-                (key, series.count)
-                for key, series in self._pending_requests.items()
-                if series.count
-            ]
-            for series in self._pending_requests.values():
-                series.count = 0
-            durations = [
-                (route, taken)
-                for route, histogram in self._pending_durations.items()
-                if (taken := histogram.take()) is not None
-            ]
-            digits, self._pending_digits = self._pending_digits, [0] * 10
-            preprocessing = self._pending_preprocessing.take()
-            inference = self._pending_inference.take()
-        # The prometheus_client calls run outside the lock, so requests are never held up by
-        # a flush's file writes.
-        for (route, method, status), count in requests:
-            self.requests.labels(route, method, str(status)).inc(count)
-        for route, (bucket_counts, total) in durations:
-            add_to_histogram(self.request_duration.labels(route), bucket_counts, total)
-        for digit, count in enumerate(digits):
-            if count:
-                self.predictions.labels(str(digit)).inc(count)
-        if preprocessing is not None:
-            add_to_histogram(self.preprocessing_duration, *preprocessing)
-        if inference is not None:
-            add_to_histogram(self.inference_duration, *inference)
-
-    async def run_periodic_flush(self, interval_seconds: float = FLUSH_INTERVAL_SECONDS) -> None:
-        """Flush every ``interval_seconds`` until cancelled (run it as a task of the worker)."""
-        while True:
-            await asyncio.sleep(interval_seconds)
-            self.flush()
+    def _digit_counter(self, digit: int) -> Counter:
+        """The prediction counter of ``digit``."""
+        counter = self._digit_series.get(digit)
+        if counter is None:
+            counter = self._digit_series[digit] = self.predictions.labels(str(digit))
+        return counter
 
     def exposition(self) -> bytes:
-        """The text exposition of the metrics, after a flush of this process's: this app's, or
-        in multiprocess mode every worker's (from the files in ``PROMETHEUS_MULTIPROC_DIR``;
-        the other workers' values are at most :data:`FLUSH_INTERVAL_SECONDS` old)."""
-        self.flush()
-        directory = multiprocess_dir()
-        if directory is None:
-            return generate_latest(self.registry)
-        registry = CollectorRegistry()
-        prometheus_multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
+        """The text exposition of the metrics: this app's, or in multiprocess mode every
+        worker's (read from the files in ``PROMETHEUS_MULTIPROC_DIR``, so this reads files)."""
+        return generate_latest(self._scraped)
 
 
 def forget_this_process() -> None:
     """In multiprocess mode, drop this worker's live gauges (call it when the worker stops)."""
-    if multiprocess_dir() is not None:
-        prometheus_multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+    directory = multiprocess_dir()
+    if directory is not None:
+        prometheus_multiprocess.mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]

@@ -3,6 +3,7 @@ a stack trace; the service keeps serving afterwards."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -12,9 +13,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from numpy.typing import NDArray
+from PIL import Image
 
-from app.api.routes.predict import classifies_inline
+from app.api.deps import get_classifier
+from app.classification import DigitClassifier
 from app.core.config import Settings
+from app.imaging.decode import is_cheap_upload
 from app.main import create_app
 
 EncodeImage = Callable[..., bytes]
@@ -313,8 +317,9 @@ def test_unexpected_exception_is_500_json_without_details(
             raise RuntimeError("secret internal detail at /srv/app/internal.py")
 
     app = create_app(serving_settings)
+    exploding = DigitClassifier(ExplodingModel(), max_pixels=serving_settings.MAX_IMAGE_PIXELS)  # type: ignore[arg-type]
+    app.dependency_overrides[get_classifier] = lambda: exploding
     with TestClient(app, raise_server_exceptions=False) as test_client:
-        app.state.model = ExplodingModel()
         response = test_client.post(
             "/predict",
             content=encode(np.eye(28, dtype=np.uint8) * 255),
@@ -345,17 +350,30 @@ def test_service_keeps_serving_after_errors(
 # Where the work runs
 
 
-def test_classifies_inline_only_small_png_headers(
+def test_cheap_uploads_are_only_small_verified_png(
     serving_settings: Settings, encode: EncodeImage
 ) -> None:
+    limit = serving_settings.INLINE_MAX_PIXELS
     small_png = encode(np.zeros((28, 28), np.uint8))
     large_png = encode(np.zeros((400, 400), np.uint8))
     small_jpeg = encode(np.zeros((28, 28), np.uint8), "JPEG")
-    nothing_inline = serving_settings.model_copy(update={"INLINE_MAX_PIXELS": 0})
+    corrupt_png = small_png[:-12] + bytes(12)
 
-    assert classifies_inline(small_png, serving_settings)
-    assert not classifies_inline(large_png, serving_settings)
-    assert not classifies_inline(png_declaring(50_000, 50_000), serving_settings)
-    assert not classifies_inline(small_jpeg, serving_settings)
-    assert not classifies_inline(small_png[:20], serving_settings)
-    assert not classifies_inline(small_png, nothing_inline)
+    assert is_cheap_upload(small_png, max_pixels=limit)
+    assert not is_cheap_upload(large_png, max_pixels=limit)
+    assert not is_cheap_upload(png_declaring(50_000, 50_000), max_pixels=limit)
+    assert not is_cheap_upload(small_jpeg, max_pixels=limit)
+    assert not is_cheap_upload(small_png[:20], max_pixels=limit)
+    assert not is_cheap_upload(corrupt_png, max_pixels=limit)
+    assert not is_cheap_upload(small_png, max_pixels=0)
+
+
+def test_png_with_compressed_text_is_not_cheap(encode: EncodeImage) -> None:
+    from PIL import PngImagePlugin
+
+    metadata = PngImagePlugin.PngInfo()
+    metadata.add_text("comment", "x" * 10_000, zip=True)
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(buffer, format="PNG", pnginfo=metadata)
+
+    assert not is_cheap_upload(buffer.getvalue(), max_pixels=40_000)

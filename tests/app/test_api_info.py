@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.schemas import MetricsResponse, ModelResponse
+from app.api.schemas import EvaluationResponse, ModelResponse
 from app.core.config import Settings
-from app.inference.serving_model import METRICS_FILENAME, MODEL_FILENAME
 from app.main import create_app
+from app.model_contract import EVALUATION_FILENAME, MODEL_FILENAME
 
 
 @pytest.fixture(scope="module")
 def stored_metrics(committed_model_dir: Path) -> dict[str, Any]:
     metrics: dict[str, Any] = json.loads(
-        (committed_model_dir / METRICS_FILENAME).read_text(encoding="utf-8")
+        (committed_model_dir / EVALUATION_FILENAME).read_text(encoding="utf-8")
     )
     return metrics
 
@@ -31,7 +31,7 @@ def test_get_metrics_returns_stored_scores_and_model_identity(
 
     assert response.status_code == 200
     body = response.json()
-    MetricsResponse.model_validate(body)
+    EvaluationResponse.model_validate(body)
     for field in ("size", "accuracy", "precision_macro", "recall_macro", "f1_macro", "loss"):
         assert body["test"][field] == stored_metrics["test"][field]
     assert body["test"]["per_class"] == stored_metrics["test"]["per_class"]

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.inference.serving_model import METRICS_FILENAME, MODEL_FILENAME
+from app.model_contract import EVALUATION_FILENAME, MODEL_FILENAME
 from bench.servers import (
     LOOPBACK,
     MNIST_SERVE,
@@ -38,7 +38,7 @@ def _bad_model_dir(kind: str, committed_model_dir: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "missing":
         return folder
-    shutil.copy(committed_model_dir / METRICS_FILENAME, folder / METRICS_FILENAME)
+    shutil.copy(committed_model_dir / EVALUATION_FILENAME, folder / EVALUATION_FILENAME)
     model_bytes = (committed_model_dir / MODEL_FILENAME).read_bytes()
     if kind == "truncated":
         (folder / MODEL_FILENAME).write_bytes(model_bytes[: len(model_bytes) // 3])

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from app.imaging.pipeline import prepare_upload
-from app.model_input import to_model_input
+from app.model_contract import to_model_input
 
 MODEL_FILE = Path(__file__).resolve().parents[2] / "models" / "mnist_dense.keras"
 MAX_PIXELS = 40_000_000

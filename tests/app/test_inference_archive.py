@@ -23,7 +23,7 @@ from app.inference.keras_archive import (
     WEIGHTS_MEMBER,
     read_keras_archive,
 )
-from app.inference.serving_model import MODEL_FILENAME
+from app.model_contract import MODEL_FILENAME
 
 ConfigEdit = Callable[[dict[str, Any]], None]
 

@@ -10,8 +10,7 @@ from numpy.typing import NDArray
 
 from app.inference.dense_network import DenseNetwork, stable_softmax
 from app.inference.keras_archive import read_keras_archive
-from app.inference.serving_model import MODEL_FILENAME
-from app.model_input import to_model_input
+from app.model_contract import MODEL_FILENAME, to_model_input
 
 
 @pytest.fixture(scope="module")

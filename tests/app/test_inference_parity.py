@@ -14,8 +14,7 @@ from numpy.typing import NDArray
 
 from app.inference.dense_network import DenseNetwork
 from app.inference.keras_archive import read_keras_archive
-from app.inference.serving_model import MODEL_FILENAME
-from app.model_input import INPUT_SHAPE, to_model_input
+from app.model_contract import INPUT_SHAPE, MODEL_FILENAME, to_model_input
 
 PARITY_TOLERANCE = 1e-5
 

@@ -12,16 +12,12 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from app.classification import DigitClassifier, DigitPrediction
 from app.errors import EmptyUploadError, InvalidImageError, ModelLoadError, NoDigitFoundError
 from app.inference.dense_network import DenseNetwork
 from app.inference.self_test import SELF_TEST_DIGIT, render_self_test_png, run_self_test
-from app.inference.serving_model import (
-    METRICS_FILENAME,
-    MODEL_FILENAME,
-    ServingModel,
-    load_serving_model,
-)
-from app.inference.upload_classifier import DigitPrediction, classify_upload, classify_uploads
+from app.inference.serving_model import ServingModel, load_serving_model
+from app.model_contract import EVALUATION_FILENAME, MODEL_FILENAME
 
 MAX_PIXELS = 40_000_000
 
@@ -38,13 +34,13 @@ def model_copy(committed_model_dir: Path, tmp_path: Path) -> Path:
     """A writable copy of the committed model folder."""
     folder = tmp_path / "models"
     folder.mkdir()
-    for name in (MODEL_FILENAME, METRICS_FILENAME):
+    for name in (MODEL_FILENAME, EVALUATION_FILENAME):
         shutil.copy(committed_model_dir / name, folder / name)
     return folder
 
 
 def _edit_metrics(folder: Path, **changes: object) -> None:
-    path = folder / METRICS_FILENAME
+    path = folder / EVALUATION_FILENAME
     metrics = json.loads(path.read_text(encoding="utf-8"))
     for dotted, value in changes.items():
         section, field = dotted.split("__")
@@ -55,16 +51,16 @@ def _edit_metrics(folder: Path, **changes: object) -> None:
 def test_load_serving_model_reads_model_and_metrics(
     serving_model: ServingModel, committed_model_dir: Path
 ) -> None:
-    stored = json.loads((committed_model_dir / METRICS_FILENAME).read_text(encoding="utf-8"))
+    stored = json.loads((committed_model_dir / EVALUATION_FILENAME).read_text(encoding="utf-8"))
 
     assert serving_model.sha256 == stored["model"]["sha256"]
     assert serving_model.short_sha256 == stored["model"]["sha256"][:12]
-    assert serving_model.metrics.test.accuracy == stored["test"]["accuracy"]
+    assert serving_model.evaluation.test.accuracy == stored["test"]["accuracy"]
     assert serving_model.archive.parameter_count == stored["model"]["parameters"]
 
 
 def test_load_serving_model_refuses_missing_metrics(model_copy: Path) -> None:
-    (model_copy / METRICS_FILENAME).unlink()
+    (model_copy / EVALUATION_FILENAME).unlink()
 
     with pytest.raises(ModelLoadError, match="metrics file .* does not exist"):
         load_serving_model(model_copy)
@@ -85,7 +81,7 @@ def test_load_serving_model_refuses_metrics_that_break_the_schema(model_copy: Pa
 
 
 def test_load_serving_model_refuses_metrics_that_are_not_json(model_copy: Path) -> None:
-    (model_copy / METRICS_FILENAME).write_text("{truncated", encoding="utf-8")
+    (model_copy / EVALUATION_FILENAME).write_text("{truncated", encoding="utf-8")
 
     with pytest.raises(ModelLoadError, match="is not valid"):
         load_serving_model(model_copy)
@@ -99,7 +95,9 @@ def test_load_serving_model_refuses_empty_folder(tmp_path: Path) -> None:
 def test_run_self_test_passes_on_committed_model(serving_model: ServingModel) -> None:
     run_self_test(serving_model, max_pixels=MAX_PIXELS)
 
-    prediction = classify_upload(render_self_test_png(), model=serving_model, max_pixels=MAX_PIXELS)
+    prediction = DigitClassifier(serving_model, max_pixels=MAX_PIXELS).classify(
+        render_self_test_png()
+    )
     assert prediction.digit == SELF_TEST_DIGIT
 
 
@@ -128,7 +126,7 @@ def test_classify_upload_recognises_real_digits(
     picks = range(0, len(images), 50)
 
     predictions = [
-        classify_upload(encode(images[index]), model=serving_model, max_pixels=MAX_PIXELS)
+        DigitClassifier(serving_model, max_pixels=MAX_PIXELS).classify(encode(images[index]))
         for index in picks
     ]
 
@@ -153,7 +151,7 @@ def test_classify_uploads_keeps_order_and_reports_errors_in_place(
         encode(images[4999]),
     ]
 
-    outcomes = classify_uploads(uploads, model=serving_model, max_pixels=MAX_PIXELS)
+    outcomes = DigitClassifier(serving_model, max_pixels=MAX_PIXELS).classify_many(uploads)
 
     assert [type(outcome) for outcome in outcomes] == [
         DigitPrediction,
@@ -170,8 +168,8 @@ def test_classify_uploads_keeps_order_and_reports_errors_in_place(
 def test_classify_uploads_with_only_bad_uploads_returns_only_errors(
     serving_model: ServingModel,
 ) -> None:
-    outcomes = classify_uploads(
-        [b"", bytes(range(256))], model=serving_model, max_pixels=MAX_PIXELS
+    outcomes = DigitClassifier(serving_model, max_pixels=MAX_PIXELS).classify_many(
+        [b"", bytes(range(256))]
     )
 
     assert [o.code for o in outcomes if not isinstance(o, DigitPrediction)] == [

@@ -14,7 +14,7 @@ from PIL import Image
 
 from app.imaging.pipeline import prepare_upload
 from app.imaging.preprocess import to_mnist_digit
-from app.model_input import to_model_input
+from app.model_contract import to_model_input
 from bench.user_corpus import generate, load_digits, read_labels
 
 MODEL_FILE = Path(__file__).resolve().parents[2] / "models" / "mnist_dense.keras"

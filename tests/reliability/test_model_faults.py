@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-from app.inference.serving_model import METRICS_FILENAME, MODEL_FILENAME
+from app.model_contract import EVALUATION_FILENAME, MODEL_FILENAME
 from tests.conftest import assert_lifespan_refuses, run_refused_mnist_serve
 
 
@@ -75,9 +75,9 @@ FAULTS: Final = {
 
 def _broken_model_dir(fault: str, committed_model_dir: Path, folder: Path) -> Path:
     folder.mkdir(parents=True)
-    model_file, metrics_file = folder / MODEL_FILENAME, folder / METRICS_FILENAME
+    model_file, metrics_file = folder / MODEL_FILENAME, folder / EVALUATION_FILENAME
     shutil.copy(committed_model_dir / MODEL_FILENAME, model_file)
-    shutil.copy(committed_model_dir / METRICS_FILENAME, metrics_file)
+    shutil.copy(committed_model_dir / EVALUATION_FILENAME, metrics_file)
     if fault == "empty-model-file":
         model_file.write_bytes(b"")
     elif fault == "model-path-is-a-folder":

@@ -18,6 +18,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from pydantic import ValidationError
 
+from app.api.deps import get_classifier
+from app.classification import DigitClassifier
 from app.core.config import Settings
 from app.core.logging import RequestIdLogFilter
 from app.core.request_context import REQUEST_ID, acceptable_request_id
@@ -301,8 +303,9 @@ def test_injected_internal_error_is_a_bare_500_with_the_request_id(
     serving_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = create_app(serving_settings)
+    exploding = DigitClassifier(_ExplodingModel(), max_pixels=serving_settings.MAX_IMAGE_PIXELS)  # type: ignore[arg-type]
+    app.dependency_overrides[get_classifier] = lambda: exploding
     with TestClient(app, raise_server_exceptions=False) as test_client:
-        app.state.model = _ExplodingModel()
         with caplog.at_level(logging.ERROR):
             response = test_client.post(
                 "/predict",

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from app.model_input import to_model_input
+from app.model_contract import to_model_input
 from training.augmentation import NO_AUGMENTATION, AugmentationSettings
 from training.datasets import DigitSet
 from training.profiles import PROFILES, TrainingProfile

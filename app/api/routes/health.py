@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 
+from app.api.deps import ServicesDep
 from app.api.errors import error_response
 from app.api.schemas import ErrorResponse, HealthResponse, ReadinessResponse
 
@@ -42,10 +43,10 @@ async def read_liveness() -> HealthResponse:
 
 
 @router.get("/readyz", responses=_NOT_READY, response_model=ReadinessResponse)
-async def read_readiness(request: Request) -> ReadinessResponse | Response:
+async def read_readiness(services: ServicesDep) -> ReadinessResponse | Response:
     """Readiness: the model is loaded and passed its start-up self-test."""
-    model = getattr(request.app.state, "model", None)
-    if not getattr(request.app.state, "ready", False) or model is None:
+    model = services.model
+    if not services.ready or model is None:
         return error_response(
             503, "not_ready", "the service is not ready: it is starting or shutting down"
         )

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from app.api.deps import ModelDep
 from app.api.schemas import LayerDescription, ModelResponse
-from app.model_input import INPUT_SHAPE, NUM_CLASSES
+from app.model_contract import INPUT_SHAPE, NUM_CLASSES
 
 router = APIRouter(tags=["model"])
 
@@ -17,7 +17,7 @@ router = APIRouter(tags=["model"])
 @router.get("/model")
 async def read_model(model: ModelDep) -> ModelResponse:
     """Name, SHA-256, input shape, classes, layers, parameters, training time and versions."""
-    stored = model.metrics
+    stored = model.evaluation
     return ModelResponse(
         name=stored.model.name,
         file=stored.model.file,

@@ -3,6 +3,9 @@
 The path is TensorFlow Serving's. The metrics are described in
 :mod:`app.telemetry.service_metrics`; with ``TELEMETRY_ENABLED=false`` this route is not
 installed (404).
+
+The handler is a plain ``def``, so FastAPI runs it in the threadpool: in multiprocess mode a
+scrape reads every worker's files, which must not hold up the event loop.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from typing import Final
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.telemetry.service_metrics import EXPOSITION_CONTENT_TYPE, ServiceMetrics
+from app.api.deps import services_of
+from app.telemetry.service_metrics import EXPOSITION_CONTENT_TYPE
 
 PROMETHEUS_PATH: Final = "/monitoring/prometheus/metrics"
 
@@ -54,5 +58,8 @@ mnist_model_info{name="mnist_dense",sha256="5f237d69efeb..."} 1.0
 def read_prometheus_metrics(request: Request) -> Response:
     """Request counts and latency, predictions by digit, preprocessing and inference time,
     and the model's identity, in Prometheus' text format."""
-    metrics: ServiceMetrics = request.app.state.telemetry
+    metrics = services_of(request.app).telemetry
+    if metrics is None:
+        # Not reached: the app installs this route only with its telemetry.
+        raise RuntimeError("the app has no telemetry")
     return Response(content=metrics.exposition(), media_type=EXPOSITION_CONTENT_TYPE)

@@ -1,7 +1,8 @@
 """``GET /metrics``: the model's stored evaluation on the MNIST test split.
 
 These are the scores training measured and wrote to ``metrics.json`` for exactly the model file
-being served (start-up checks the SHA-256). Prometheus telemetry lives elsewhere
+being served (start-up checks the SHA-256). The path keeps its name because users call it; the
+code calls these scores the *evaluation*, apart from the Prometheus *telemetry*
 (``/monitoring/prometheus/metrics``).
 """
 
@@ -10,16 +11,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.deps import ModelDep
-from app.api.schemas import MetricsResponse, ModelIdentity
+from app.api.schemas import EvaluationResponse, ModelIdentity
 
 router = APIRouter(tags=["model"])
 
 
 @router.get("/metrics")
-async def read_metrics(model: ModelDep) -> MetricsResponse:
+async def read_evaluation(model: ModelDep) -> EvaluationResponse:
     """Test-split accuracy, macro precision/recall/F1, per-digit scores and confusion matrix."""
-    stored = model.metrics
-    return MetricsResponse(
+    stored = model.evaluation
+    return EvaluationResponse(
         model=ModelIdentity(name=stored.model.name, file=stored.model.file, sha256=model.sha256),
         test=stored.test,
     )

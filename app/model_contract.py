@@ -1,11 +1,16 @@
-"""The one definition of what the model takes as input: its shape and its pixel scaling.
+"""The contract between training and serving: the model's input (shape and pixel scaling), its
+served layers, and the names of the files training leaves in ``models/``.
 
 Training, evaluation and serving all go through :func:`to_model_input`, so a digit is scaled
 the same way whether it came from the MNIST files or from an upload. Images enter as MNIST
-stores them: 28 x 28 ``uint8`` arrays, white ink (255) on a black background (0).
+stores them: 28 x 28 ``uint8`` arrays, white ink (255) on a black background (0). Training
+builds exactly :data:`DENSE_LAYERS` and the service refuses any other architecture.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +26,33 @@ NUM_CLASSES = 10
 
 PIXEL_MAX = 255
 """Brightest value of a stored ``uint8`` pixel; it maps to 1.0."""
+
+MODEL_NAME: Final = "mnist_dense"
+"""Name of the Keras model and stem of its file."""
+
+MODEL_FILENAME: Final = f"{MODEL_NAME}.keras"
+"""The model file in ``models/``."""
+
+EVALUATION_FILENAME: Final = "metrics.json"
+"""The stored evaluation beside it (schema: :mod:`app.evaluation_file`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DenseLayerSpec:
+    """One Dense layer of the served model: its Keras name, units and activation."""
+
+    name: str
+    units: int
+    activation: str
+
+
+DENSE_LAYERS: Final = (
+    DenseLayerSpec("dense", 128, "relu"),
+    DenseLayerSpec("dense_1", 64, "relu"),
+    DenseLayerSpec("dense_2", NUM_CLASSES, "softmax"),
+)
+"""The seed's Dense layers after ``Flatten``, input side first; the names are Keras's defaults
+in a fresh session, and the service reads the weights at ``layers/<name>/vars/0|1``."""
 
 
 def to_model_input(images: NDArray[np.uint8]) -> NDArray[np.float32]:

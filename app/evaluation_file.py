@@ -1,18 +1,22 @@
 """The schema of ``metrics.json``, the evaluation that training writes next to the model.
 
-The service validates the file at start-up (a malformed one stops it like a bad model does) and
-serves parts of it from ``GET /metrics`` and ``GET /model``. Unknown extra fields are kept out;
-the fields below are the agreed interface between training and serving (schema version 1).
+One schema for both sides: training validates what it writes against it
+(:func:`training.reports.write_metrics`), and the service validates the file at start-up (a
+malformed one stops it like a bad model does) and serves parts of it from ``GET /metrics`` and
+``GET /model``. Unknown extra fields are ignored when reading.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.model_input import NUM_CLASSES
+from app.model_contract import NUM_CLASSES
+
+SCHEMA_VERSION: Final = 1
+"""Version of the layout below; :attr:`EvaluationFile.schema_version` must equal it."""
 
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
 Count = Annotated[int, Field(ge=0)]
@@ -99,7 +103,7 @@ class TrainingInfo(_StoredRecord):
     validation_accuracy: Score
 
 
-class MetricsFile(_StoredRecord):
+class EvaluationFile(_StoredRecord):
     """The whole of ``metrics.json``."""
 
     schema_version: Literal[1]
