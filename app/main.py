@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from app.api.body_guard import RequestBodyGuardMiddleware
 from app.api.deps import Services
 from app.api.errors import install_error_handlers
-from app.api.lifespan import lifespan
-from app.api.middleware import RequestBodyLimitMiddleware, StartupFailureMessageMiddleware
+from app.api.lifespan import StartupFailureMessageMiddleware, lifespan
 from app.api.request_id import RequestIdMiddleware
 from app.api.routes import evaluation, health, model, page, predict, prometheus
 from app.api.schemas import UNAUTHORIZED_RESPONSE
 from app.api.security import api_key_dependency, install_cors
-from app.api.timeouts import RequestBodyTimeoutMiddleware
 from app.core.config import Settings, get_settings
 from app.telemetry.request_recorder import RequestRecorder
 from app.telemetry.service_metrics import ServiceMetrics
@@ -53,11 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (evaluation.router, model.router, health.router, page.router):
         app.include_router(router)
     # Middleware, innermost first (each add_middleware wraps the ones added before it): the
-    # body deadline bounds even the reading of a too-large body; CORS sits outside them, so a
-    # browser can read their errors; every response gets its request ID.
-    app.add_middleware(RequestBodyLimitMiddleware, max_body_bytes=settings.MAX_UPLOAD_BYTES)
+    # body guard; CORS outside it, so a browser can read its errors; every response gets its
+    # request ID.
     app.add_middleware(
-        RequestBodyTimeoutMiddleware, timeout_seconds=settings.REQUEST_BODY_TIMEOUT_SECONDS
+        RequestBodyGuardMiddleware,
+        max_body_bytes=settings.MAX_UPLOAD_BYTES,
+        timeout_seconds=settings.REQUEST_BODY_TIMEOUT_SECONDS,
     )
     install_cors(app, settings.CORS_ALLOW_ORIGINS)
     app.add_middleware(StartupFailureMessageMiddleware)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.deps import services_of
 from app.classification import DigitClassifier
@@ -72,3 +73,33 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.ready = False
         if services.telemetry is not None:
             forget_this_process()
+
+
+class StartupFailureMessageMiddleware:
+    """Keep a refused start-up to the one log line the lifespan already wrote.
+
+    When the lifespan fails, Starlette hands the server the full traceback, which uvicorn logs.
+    For a failure the lifespan has explained itself (it sets the app's
+    ``Services.startup_failure_logged``) this drops that traceback, so the log says why the
+    service did not start in one line.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        application = scope.get("app")
+
+        async def quiet_send(message: Message) -> None:
+            if (
+                message["type"] == "lifespan.startup.failed"
+                and isinstance(application, FastAPI)
+                and services_of(application).startup_failure_logged
+            ):
+                message = {"type": "lifespan.startup.failed", "message": ""}
+            await send(message)
+
+        await self.app(scope, receive, quiet_send)

@@ -8,7 +8,7 @@ written while the request is handled (see :mod:`app.core.logging`), so a user's 
 matched to the server's log.
 
 Pure ASGI, like the other middleware here: per request it reads one header, sets a context
-variable and adds one response header, about 2 µs. Being the outermost layer, it also hands
+variable and adds one response header. Being the outermost layer, it also hands
 every response's status and duration to the service's telemetry, when that is on (a
 :class:`ResponseRecorder`), which saves the telemetry a middleware layer of its own.
 """

@@ -1,6 +1,6 @@
 """Reading the image(s) out of a prediction request: multipart ``file`` parts or a raw body.
 
-The body has already passed :class:`app.api.middleware.RequestBodyLimitMiddleware`, so what is
+The body has already passed :class:`app.api.body_guard.RequestBodyGuardMiddleware`, so what is
 read here is at most ``MAX_UPLOAD_BYTES`` and is read whole (``Request.body()``). Multipart bodies
 are split by python-multipart (:mod:`app.api.multipart_form`), so that a malformed body, a
 missing ``file`` field or too many files get this service's own error codes.

@@ -1,8 +1,8 @@
 """The dense MNIST network's forward pass in numpy: the service never calls ``model.predict``.
 
-Three matrix products, two ReLUs and a softmax on float32 arrays take about 30 µs for one image,
-where Keras's ``predict`` spends tens of milliseconds in framework overhead per call. The
-results equal Keras's own output to within 1e-5 (``tests/app/test_inference_parity.py``).
+Three matrix products, two ReLUs and a softmax on float32 arrays, without the framework
+overhead Keras's ``predict`` has per call (figures: docs/performance.md). The results equal
+Keras's own output to within 1e-5 (``tests/app/test_inference_parity.py``).
 
 >>> network = DenseNetwork.from_archive(read_keras_archive(path))  # doctest: +SKIP
 >>> network.predict_probabilities(to_model_input(digits)).shape  # doctest: +SKIP
@@ -76,8 +76,7 @@ def use_single_threaded_blas() -> None:
     """Make numpy's BLAS run each matrix product on the calling thread, for the whole process.
 
     The products here are tiny, so BLAS worker threads only add hand-offs and contention with
-    the request threads and other workers: on this 2-core machine under load, a batch of 64
-    took 0.2-0.3 ms single-threaded and up to 90 ms with OpenBLAS's own threads. Parallelism
+    the request threads and other workers (measured in docs/performance.md). Parallelism
     comes from the threadpool and from worker processes instead.
     """
     threadpool_limits(limits=1, user_api="blas")

@@ -1,0 +1,140 @@
+"""Request bodies the app will read: at most ``MAX_UPLOAD_BYTES``, in full within
+``REQUEST_BODY_TIMEOUT_SECONDS``, under any ASGI server.
+
+In every deployment the edge (nginx, ``deploy/nginx``) already refuses larger bodies and hands
+the app only complete ones; this pure ASGI middleware keeps the app safe when it runs without the
+edge (``./scripts/serve``, ``uvicorn --factory app.main:create_app``) and answers in the
+service's own JSON error shape:
+
+* A request that declares a larger ``Content-Length`` is refused with 413 before its body reaches
+  the app. A body without ``Content-Length`` (chunked) is counted as it streams in, and refused
+  at the first byte past the limit. Either way at most ``max_body_bytes`` of a body are held.
+* Once a request has reached the app, its whole body must arrive within ``timeout_seconds``: a
+  read still waiting at the deadline raises :class:`~app.errors.RequestTimeoutError` (408), so a
+  client that trickles its body (a "slow POST") cannot hold a connection and a task for ever.
+  Only requests that announce a body (``Content-Length`` above 0 or ``Transfer-Encoding``) are
+  timed.
+
+Most clients send their whole body before they read the answer, and closing the connection on a
+client that is still sending makes its kernel report a reset instead of the 413. So what remains
+of a body up to :data:`DRAIN_LIMIT_FACTOR` times the limit is read and dropped first, within the
+deadline; a larger one is refused at once. The errors are raised from ``receive``: inside a
+route the app's exception handlers answer them, and a read outside a route is answered here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.errors import answer_errors_before_response, send_error
+from app.errors import DigitServiceError, PayloadTooLargeError, RequestTimeoutError
+
+DRAIN_LIMIT_FACTOR: Final = 4
+"""Bodies up to this many times the limit are read to their end (and dropped) before the 413."""
+
+_CONTENT_LENGTH: Final = b"content-length"
+_TRANSFER_ENCODING: Final = b"transfer-encoding"
+
+
+class RequestBodyGuardMiddleware:
+    """Refuse bodies over ``max_body_bytes`` (413) and bodies not complete ``timeout_seconds``
+    after the request reached the app (408)."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_seconds: float) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.timeout_seconds = timeout_seconds
+
+    def _too_large(self) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"the request body is larger than the limit of {self.max_body_bytes} bytes"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared_length, announces_body = _body_headers(scope)
+        if not announces_body:
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.timeout_seconds
+        body_complete = False
+        received_bytes = 0
+
+        async def timed_receive() -> Message:
+            nonlocal body_complete
+            if body_complete:
+                # After the body, a read only waits for the client to disconnect: not timed.
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"the request body did not arrive within {self.timeout_seconds:g} seconds"
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_complete = True
+            return message
+
+        async def counting_receive() -> Message:
+            nonlocal received_bytes
+            message = await timed_receive()
+            if message["type"] == "http.request":
+                received_bytes += len(message.get("body", b""))
+                if received_bytes > self.max_body_bytes:
+                    if message.get("more_body", False):
+                        await _drain(timed_receive, self._drain_bytes() - received_bytes)
+                    raise self._too_large()
+            return message
+
+        if declared_length is not None and declared_length > self.max_body_bytes:
+            if declared_length <= self._drain_bytes():
+                await _drain(timed_receive, declared_length)
+            await send_error(send, self._too_large())
+            return
+        # With a declared length the server never delivers more than that many bytes.
+        guarded_receive = timed_receive if declared_length is not None else counting_receive
+        await answer_errors_before_response(
+            self.app, scope, guarded_receive, send, DigitServiceError
+        )
+
+    def _drain_bytes(self) -> int:
+        return DRAIN_LIMIT_FACTOR * self.max_body_bytes
+
+
+async def _drain(receive: Receive, max_bytes: int) -> None:
+    """Read and drop what is left of a body, up to ``max_bytes``; stop silently at its end, when
+    the client disconnects, or when the deadline passes."""
+    drained = 0
+    try:
+        while drained <= max_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+    except DigitServiceError:
+        return
+
+
+def _body_headers(scope: Scope) -> tuple[int | None, bool]:
+    """The request's ``Content-Length`` (None without one, or a malformed one, which is then
+    counted as it streams) and whether it announces a body at all."""
+    declared: int | None = None
+    announces = False
+    for name, value in scope["headers"]:
+        if name == _CONTENT_LENGTH:
+            try:
+                declared = int(value)
+            except ValueError:
+                declared = None
+            announces = announces or value.strip() not in (b"0", b"")
+        elif name == _TRANSFER_ENCODING:
+            announces = True
+    return declared, announces
