@@ -482,3 +482,32 @@ def test_readme_tables_match_metrics_and_settings() -> None:
         "README.md is stale; run .venv/bin/python scripts/readme_tables.py\n"
         + "\n".join(stale_lines[:20])
     )
+
+
+@pytest.mark.slow
+def test_environment_starts_from_the_interpreters_bundled_pip(tmp_path: Path) -> None:
+    """A venv made by the interpreter (with its bundled pip, 23.x on Python 3.11) first gets the
+    hash-pinned pip of requirements/pip.txt, which reads every lockfile: the bundled pip refuses
+    dev.txt in --require-hashes mode ("must have their versions pinned with ==")."""
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    venv = tmp_path / "venv"
+    subprocess.run([base_python, "-m", "venv", str(venv)], check=True, timeout=300)
+    venv_python = str(venv / "bin" / "python")
+    script = (
+        f"source {shlex.quote(str(REPO_ROOT / 'scripts' / '_venv.sh'))} && "
+        'venv_pip install --quiet --require-hashes -r "$repo_root/requirements/pip.txt"'
+    )
+    subprocess.run(
+        ["bash", "-c", script],
+        env={**os.environ, "VENV_DIR": str(venv)},
+        check=True,
+        timeout=300,
+    )
+
+    installed = subprocess.run(
+        [venv_python, "-m", "pip", "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert installed.split()[1] == _lockfile_pins("pip.txt")["pip"]
+    assert int(installed.split()[1].split(".")[0]) >= 24
+    venv_script = (REPO_ROOT / "scripts" / "_venv.sh").read_text(encoding="utf-8")
+    assert venv_script.index('requirements/pip.txt"\n') < venv_script.index('-r "$lockfile"')
