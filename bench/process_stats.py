@@ -140,6 +140,37 @@ def session_memory(root_pid: int) -> list[ProcessMemory]:
     return memories
 
 
+def app_memory(session_id: int, program: str = "mnist-serve") -> list[ProcessMemory]:
+    """Memory of the processes that run the app in a session, whether the app leads it (as
+    ``mnist-serve`` started alone) or not (``scripts/serve-edge``: a shell, nginx and
+    ``mnist-serve``): the outermost process whose command line names ``program``, and its
+    descendants, with the roles :func:`session_memory` gives them when the app leads."""
+    processes = session_processes(session_id)
+    commands = {stat.pid: _command_line(stat.pid) for stat in processes}
+    named = {stat.pid for stat in processes if program in commands[stat.pid]}
+    roots = [stat for stat in processes if stat.pid in named and stat.parent_pid not in named]
+    if not roots:
+        return []
+    root = roots[0]
+    tree = [root]
+    members = {root.pid}
+    for stat in processes:  # In pid order, so parents come before their children.
+        if stat.parent_pid in members and stat.pid not in members:
+            tree.append(stat)
+            members.add(stat.pid)
+    return [
+        ProcessMemory(
+            pid=stat.pid,
+            parent_pid=stat.parent_pid,
+            role=_role(stat, commands[stat.pid], tree, root.pid),
+            command=commands[stat.pid][:160],
+            peak_rss_kib=_status_kib(stat.pid, "VmHWM"),
+            rss_kib=_status_kib(stat.pid, "VmRSS"),
+        )
+        for stat in tree
+    ]
+
+
 class MemoryWatcher:
     """Samples a server's memory in a background thread while a measurement runs.
 

@@ -29,6 +29,12 @@ LOOPBACK = "127.0.0.1"
 MNIST_SERVE = Path(sys.executable).with_name("mnist-serve")
 """The service's console script in this environment (what ``./scripts/serve`` runs)."""
 
+SERVE_EDGE = Path(__file__).resolve().parents[1] / "scripts" / "serve-edge"
+"""nginx (``deploy/nginx/nginx.conf``) in front of ``mnist-serve`` on a Unix socket."""
+
+EDGE_VARIABLES = frozenset({"EDGE_HEADER_TIMEOUT", "EDGE_BODY_TIMEOUT", "MNIST_SERVE"})
+"""The variables ``scripts/serve-edge`` reads besides the service's settings."""
+
 _running: set[ServerProcess] = set()
 
 
@@ -83,6 +89,23 @@ def mnist_serve_spec(description: str, *, model_dir: Path, **settings: str) -> S
         env={"HOST": LOOPBACK, "MODEL_DIR": str(model_dir), **settings},
         env_removed=frozenset(Settings.model_fields)
         | {"PROMETHEUS_MULTIPROC_DIR", "PYTHONWARNINGS"},
+    )
+
+
+def mnist_edge_spec(description: str, *, model_dir: Path, **settings: str) -> ServiceSpec:
+    """``scripts/serve-edge`` on 127.0.0.1 and a free port: the repository's nginx configuration
+    in front of this environment's ``mnist-serve`` (so ``.venv`` is not touched), with the
+    environment of :func:`mnist_serve_spec`. ``settings`` may also set the edge's
+    ``EDGE_HEADER_TIMEOUT`` and ``EDGE_BODY_TIMEOUT``; ``MAX_UPLOAD_BYTES`` sets the body limit
+    of both. Stopping it (SIGTERM to its process group) stops nginx, then ``mnist-serve``."""
+    app = mnist_serve_spec(description, model_dir=model_dir, **settings)
+    return ServiceSpec(
+        name="ours-edge",
+        kind="ours",
+        description=description,
+        command=(str(SERVE_EDGE),),
+        env={"PORT": "{port}", "MNIST_SERVE": str(MNIST_SERVE), **app.env},
+        env_removed=app.env_removed | EDGE_VARIABLES,
     )
 
 
@@ -175,6 +198,18 @@ class ServerProcess:
         raise ServerStartError(
             f"{self.spec.name} was not ready within {timeout_s:.0f} s\n{self.log_tail()}"
         )
+
+    def send_signal(self, signal_number: signal.Signals) -> None:
+        """Send ``signal_number`` to the process the benchmark started alone, not its group."""
+        if self._process is None:
+            raise RuntimeError("the server has not been started")
+        self._process.send_signal(signal_number)
+
+    def wait(self, *, timeout_s: float) -> int:
+        """Wait until the process the benchmark started exits; return its exit status."""
+        if self._process is None:
+            raise RuntimeError("the server has not been started")
+        return self._process.wait(timeout=timeout_s)
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines the server wrote to its log."""

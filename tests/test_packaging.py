@@ -306,17 +306,38 @@ def _yaml_documents(path: Path) -> list[dict[str, Any]]:
 
 
 def test_compose_api_matches_image(runtime_stage: DockerStage) -> None:
-    """The compose `api` service builds the serving stage, publishes its port and checks /readyz."""
+    """The compose `api` service builds the serving stage, publishes nothing (the `edge`
+    service reaches it on the image's port) and checks /readyz."""
     (compose,) = _yaml_documents(REPO_ROOT / "docker-compose.yml")
     api = compose["services"]["api"]
     assert api["build"]["target"] == runtime_stage.name
-    container_ports = [int(str(mapping).rsplit(":", 1)[-1]) for mapping in api["ports"]]
-    assert container_ports == runtime_stage.exposed_ports
+    assert "ports" not in api
+    upstream = (REPO_ROOT / "deploy" / "nginx" / "compose" / "upstream.conf").read_text()
+    upstream_ports = [int(port) for port in re.findall(r"^server api:(\d+);", upstream, re.M)]
+    assert upstream_ports == runtime_stage.exposed_ports
     assert "/readyz" in " ".join(api["healthcheck"]["test"])
     assert api["read_only"] is True
     assert any(str(mount).startswith("/tmp") for mount in api["tmpfs"])
     assert api["restart"] == "unless-stopped"
     assert api["deploy"]["resources"]["limits"]["memory"]
+
+
+def test_compose_edge_is_published_and_hardened() -> None:
+    """The compose `edge` service (nginx) publishes the port on loopback, waits for a healthy
+    `api`, checks /readyz through itself, and runs unprivileged on a read-only root."""
+    (compose,) = _yaml_documents(REPO_ROOT / "docker-compose.yml")
+    edge = compose["services"]["edge"]
+    server = (REPO_ROOT / "deploy" / "nginx" / "compose" / "server.conf").read_text()
+    (listen_port,) = [int(port) for port in re.findall(r"^listen (\d+);", server, re.M)]
+    assert [int(str(mapping).rsplit(":", 1)[-1]) for mapping in edge["ports"]] == [listen_port]
+    assert all(str(mapping).startswith("127.0.0.1:") for mapping in edge["ports"])
+    assert edge["depends_on"]["api"]["condition"] == "service_healthy"
+    assert "/readyz" in " ".join(edge["healthcheck"]["test"])
+    assert edge["read_only"] is True
+    assert any(str(mount).startswith("/tmp") for mount in edge["tmpfs"])
+    assert edge["cap_drop"] == ["ALL"]
+    assert not str(edge["user"]).startswith("0")
+    assert edge["stop_signal"] == "SIGQUIT"
 
 
 def _volume_target(volume: str) -> str:
@@ -351,35 +372,46 @@ def _k8s_resources() -> dict[str, dict[str, Any]]:
     return resources
 
 
+def _k8s_containers() -> dict[str, dict[str, Any]]:
+    pod = _k8s_resources()["Deployment"]["spec"]["template"]["spec"]
+    return {container["name"]: container for container in pod["containers"]}
+
+
 def test_k8s_deployment_probes_ports_and_security(runtime_stage: DockerStage) -> None:
-    """Readiness on /readyz, liveness on /healthz, the image's port, non-root, read-only root."""
+    """The app on the image's port with liveness on /healthz, the edge (nginx) ready when
+    /readyz answers through it; both non-root, read-only root, bounded memory."""
     resources = _k8s_resources()
     pod = resources["Deployment"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert list(ports.values()) == runtime_stage.exposed_ports
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["port"] in ports
+    containers = _k8s_containers()
+    assert set(containers) == {"api", "edge"}
+    app, edge = containers["api"], containers["edge"]
+    app_ports = {port["name"]: port["containerPort"] for port in app["ports"]}
+    edge_ports = {port["name"]: port["containerPort"] for port in edge["ports"]}
+    assert list(app_ports.values()) == runtime_stage.exposed_ports
+    assert app["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert app["livenessProbe"]["httpGet"]["port"] in app_ports
+    assert edge["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert edge["readinessProbe"]["httpGet"]["port"] in edge_ports
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert str(pod["securityContext"]["runAsUser"]) == runtime_stage.user.split(":")[0]
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    assert "/tmp" in {mount["mountPath"] for mount in container["volumeMounts"]}
-    assert container["resources"]["requests"]["memory"]
-    assert container["resources"]["limits"]["memory"]
+    for container in (app, edge):
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert "/tmp" in {mount["mountPath"] for mount in container["volumeMounts"]}
+        assert container["resources"]["requests"]["memory"]
+        assert container["resources"]["limits"]["memory"]
 
 
 def test_k8s_service_and_autoscaler_target_the_deployment() -> None:
-    """The Service selects the Deployment's pods on its named port; the HPA scales it."""
+    """The Service selects the Deployment's pods on the edge's named port; the HPA scales it."""
     resources = _k8s_resources()
     deployment = resources["Deployment"]
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    edge = _k8s_containers()["edge"]
     service = resources["Service"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
-    port_names = {port["name"] for port in container["ports"]}
+    port_names = {port["name"] for port in edge["ports"]}
     assert {port["targetPort"] for port in service["spec"]["ports"]} <= port_names
     target = resources["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
     assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
@@ -390,7 +422,7 @@ def test_readme_commands_exist_as_scripts() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     for command in ("./scripts/serve", "./scripts/test", "docker compose up"):
         assert command in readme, f"the README does not show {command}"
-    for script in ("serve", "test", "train", "lock", "audit"):
+    for script in ("serve", "serve-edge", "test", "train", "lock", "audit"):
         path = REPO_ROOT / "scripts" / script
         assert os.access(path, os.X_OK), f"scripts/{script} is not executable"
         syntax = subprocess.run(["bash", "-n", str(path)], capture_output=True, check=False)
