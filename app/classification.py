@@ -4,40 +4,38 @@
 (``POST /predict``, ``POST /predict/batch``) and the start-up self-test call it, and any later
 transport calls it too, so they cannot drift apart.
 
-Decoding, preprocessing and the forward pass are CPU work. :meth:`DigitClassifier.classify_async`
-runs it in the threadpool, so that a large photo never stalls the event loop, except for uploads
-that :func:`~app.imaging.decode.is_cheap_upload` has checked to be small: a PNG of at most
-``INLINE_MAX_PIXELS`` pixels and :data:`~app.imaging.decode.CHEAP_UPLOAD_MAX_BYTES` bytes whose
-chunk structure has been verified and that carries no compressed metadata. Its whole
-classification takes less than a thread-pool hop costs (docs/performance.md), so it runs on the
-loop. Batches run in the threadpool, one batch at a time per worker process (batches are
-Python-heavy and hold the GIL, so several at once in one process only contend for it).
+Decoding and preprocessing an upload is where a hostile file costs CPU and memory, so the async
+methods the routes use run it in the decoder sandbox (:class:`~app.imaging.sandbox.DecodeSandbox`:
+separate processes under hard CPU, memory and time limits, with bounded waiting), except for
+uploads that :func:`~app.imaging.decode.is_cheap_upload` has checked to be small: a PNG of at
+most ``INLINE_MAX_PIXELS`` pixels whose chunk structure has been verified, classified on the
+event loop within about 2 ms (``python -m bench.inline_budget``). The forward pass, about as
+cheap, runs on the loop, once per request or batch. The synchronous methods do everything in
+the calling thread; the start-up self-test and the benchmarks use them.
 
->>> classifier = DigitClassifier(model, max_pixels=40_000_000)  # doctest: +SKIP
+>>> classifier = DigitClassifier(model, DecodeLimits(max_pixels=40_000_000))  # doctest: +SKIP
 >>> classifier.classify(png_bytes).digit  # doctest: +SKIP
 7
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from time import perf_counter
-from typing import Final, Protocol
+from typing import Protocol
 
 import numpy as np
-from anyio import CapacityLimiter, to_thread
+from anyio import to_thread
 from numpy.typing import NDArray
 
 from app.errors import InputError
 from app.imaging.decode import is_cheap_upload
-from app.imaging.decode_gate import DecodeGate
 from app.imaging.pipeline import prepare_upload
+from app.imaging.sandbox import DecodeSandbox
+from app.imaging.structure import DecodeLimits
 from app.inference.serving_model import ServingModel
-
-BATCHES_AT_ONCE: Final = 1
-"""Batches classified at the same time in one worker process."""
 
 
 class PipelineObserver(Protocol):
@@ -79,62 +77,100 @@ class DigitPrediction:
 class DigitClassifier:
     """Classifies uploaded images with ``model``.
 
-    ``max_pixels`` bounds the images decoded; ``inline_max_pixels`` the PNGs classified on the
-    event loop (0: none); ``gate``, if given, bounds the large decodes at once; ``observer``, if
-    given, is told the time of each stage and the digits answered.
+    ``limits`` bound what an upload may declare and contain; ``inline_max_pixels`` the PNGs
+    classified on the event loop (0: none); ``sandbox``, if given, decodes every other upload of
+    the async methods (without one, they use the threadpool); ``observer``, if given, is told
+    the time of each stage and the digits answered.
     """
 
     def __init__(
         self,
         model: ServingModel,
+        limits: DecodeLimits,
         *,
-        max_pixels: int,
         inline_max_pixels: int = 0,
-        gate: DecodeGate | None = None,
+        sandbox: DecodeSandbox | None = None,
         observer: PipelineObserver | None = None,
     ) -> None:
         self.model = model
-        self.max_pixels = max_pixels
+        self.limits = limits
         self.inline_max_pixels = inline_max_pixels
-        self.gate = gate
+        self.sandbox = sandbox
         self.observer = observer
-        self._batch_limiter: CapacityLimiter | None = None
 
     def classify(self, data: bytes) -> DigitPrediction:
-        """Classify one uploaded image (synchronous, CPU-bound).
+        """Classify one uploaded image in the calling thread.
 
-        Raises an :class:`~app.errors.InputError` subclass for an empty, undecodable, oversized
-        or blank image, and :class:`~app.errors.ServiceBusyError` when the gate stays full.
+        Raises an :class:`~app.errors.InputError` subclass for an empty, undecodable, oversized,
+        too complex or blank image.
         """
         started = perf_counter()
-        digit_image = self._prepare(data)
-        prepared = perf_counter()
-        probabilities = self.model.predict_probabilities(digit_image)[0]
-        finished = perf_counter()
-        prediction = _prediction(probabilities, digit_image)
-        if self.observer is not None:
-            self.observer.observe_prediction(
-                prepared - started, finished - prepared, prediction.digit
-            )
-        return prediction
+        digit_image = prepare_upload(data, self.limits)
+        return self._predict_one(digit_image, perf_counter() - started)
 
     def classify_many(self, uploads: Sequence[bytes]) -> list[DigitPrediction | InputError]:
-        """Classify several uploads with one pass of the network, keeping their order.
+        """Classify several uploads in the calling thread, with one pass of the network, keeping
+        their order; an upload that cannot be classified yields its
+        :class:`~app.errors.InputError` in its place."""
+        prepared: list[NDArray[np.uint8] | InputError] = []
+        for data in uploads:
+            try:
+                prepared.append(prepare_upload(data, self.limits))
+            except InputError as error:
+                prepared.append(error)
+        return self._predict_many(prepared)
 
-        An upload that cannot be classified yields its :class:`~app.errors.InputError` in its
-        place; the others are classified regardless. A :class:`~app.errors.ServiceBusyError`
-        fails the whole batch.
-        """
+    async def classify_async(self, data: bytes) -> DigitPrediction:
+        """:meth:`classify`, the decoding in the sandbox unless the upload is cheap. Also raises
+        :class:`~app.errors.ServiceBusyError` when no decoder was free in time."""
+        started = perf_counter()
+        digit_image = await self._prepare_async(data)
+        return self._predict_one(digit_image, perf_counter() - started)
+
+    async def classify_many_async(
+        self, uploads: Sequence[bytes]
+    ) -> list[DigitPrediction | InputError]:
+        """:meth:`classify_many`, each upload decoded as :meth:`classify_async` decodes it, one
+        after the other (a batch takes one decoder at a time). A
+        :class:`~app.errors.ServiceBusyError` fails the whole batch."""
         prepared: list[NDArray[np.uint8] | InputError] = []
         for data in uploads:
             started = perf_counter()
             try:
-                prepared.append(self._prepare(data))
+                prepared.append(await self._prepare_async(data))
             except InputError as error:
                 prepared.append(error)
                 continue
             if self.observer is not None:
                 self.observer.observe_preprocessing(perf_counter() - started)
+            # Let other requests run between two cheap images decoded on the loop.
+            await asyncio.sleep(0)
+        return self._predict_many(prepared)
+
+    async def _prepare_async(self, data: bytes) -> NDArray[np.uint8]:
+        """The upload as a 28 x 28 digit: on the loop if cheap, else in the sandbox."""
+        if is_cheap_upload(data, max_pixels=self.inline_max_pixels):
+            return prepare_upload(data, self.limits)
+        if self.sandbox is not None:
+            return await self.sandbox.prepare(data)
+        return await to_thread.run_sync(prepare_upload, data, self.limits)
+
+    def _predict_one(
+        self, digit_image: NDArray[np.uint8], prepare_seconds: float
+    ) -> DigitPrediction:
+        """The network's answer for one prepared digit, told to the observer."""
+        started = perf_counter()
+        prediction = _prediction(self.model.predict_probabilities(digit_image)[0], digit_image)
+        if self.observer is not None:
+            self.observer.observe_prediction(
+                prepare_seconds, perf_counter() - started, prediction.digit
+            )
+        return prediction
+
+    def _predict_many(
+        self, prepared: list[NDArray[np.uint8] | InputError]
+    ) -> list[DigitPrediction | InputError]:
+        """One forward pass for the prepared digits; the errors stay in their places."""
         digit_images = [item for item in prepared if not isinstance(item, InputError)]
         if not digit_images:
             return [item for item in prepared if isinstance(item, InputError)]
@@ -148,30 +184,6 @@ class DigitClassifier:
             item if isinstance(item, InputError) else _prediction(next(rows), item)
             for item in prepared
         ]
-
-    async def classify_async(self, data: bytes) -> DigitPrediction:
-        """:meth:`classify` on the event loop for a cheap upload, else in the threadpool."""
-        if is_cheap_upload(data, max_pixels=self.inline_max_pixels):
-            return self.classify(data)
-        return await to_thread.run_sync(self.classify, data)
-
-    async def classify_many_async(
-        self, uploads: Sequence[bytes]
-    ) -> list[DigitPrediction | InputError]:
-        """:meth:`classify_many` in the threadpool, :data:`BATCHES_AT_ONCE` at a time."""
-        if self._batch_limiter is None:
-            # Made on first use, inside the event loop that will use it.
-            self._batch_limiter = CapacityLimiter(BATCHES_AT_ONCE)
-        return await to_thread.run_sync(
-            partial(self.classify_many, uploads), limiter=self._batch_limiter
-        )
-
-    def _prepare(self, data: bytes) -> NDArray[np.uint8]:
-        """The upload as a 28 x 28 MNIST-format digit, decoded under the gate if there is one."""
-        if self.gate is None:
-            return prepare_upload(data, max_pixels=self.max_pixels)
-        with self.gate.admit(data):
-            return prepare_upload(data, max_pixels=self.max_pixels)
 
 
 def _prediction(

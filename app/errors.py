@@ -56,6 +56,16 @@ class ImageTooLargeError(InputError):
     code = "image_too_large"
 
 
+class ImageTooComplexError(InputError):
+    """The image needs more than one upload may cost: more segments, scans or metadata than any
+    real digit photo has (see :mod:`app.imaging.structure`), or more CPU time, memory or
+    wall-clock time to decode than the decoder sandbox allows (see :mod:`app.imaging.sandbox`).
+    """
+
+    status_code = 413
+    code = "image_too_complex"
+
+
 class InvalidMultipartError(InputError):
     """A ``multipart/form-data`` body that cannot be parsed (no boundary, broken framing)."""
 

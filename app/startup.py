@@ -11,6 +11,7 @@ import logging
 
 from app.core.config import Settings
 from app.errors import ModelLoadError
+from app.imaging.structure import DecodeLimits
 from app.inference.self_test import run_self_test
 from app.inference.serving_model import ServingModel, load_serving_model
 
@@ -18,6 +19,17 @@ logger = logging.getLogger("app.startup")
 
 REFUSAL = "refusing to start"
 """The words that begin the one log line of a refused start-up."""
+
+
+def decode_limits(settings: Settings) -> DecodeLimits:
+    """What one upload may declare and contain, from the settings."""
+    return DecodeLimits(
+        max_pixels=settings.MAX_IMAGE_PIXELS,
+        max_segments=settings.MAX_IMAGE_SEGMENTS,
+        max_jpeg_scans=settings.MAX_JPEG_SCANS,
+        max_metadata_bytes=settings.MAX_METADATA_BYTES,
+        max_decoded_bytes=settings.DECODE_MEMORY_MB << 20,
+    )
 
 
 def load_checked_model(settings: Settings) -> ServingModel:
@@ -28,7 +40,7 @@ def load_checked_model(settings: Settings) -> ServingModel:
     """
     try:
         model = load_serving_model(settings.MODEL_DIR)
-        run_self_test(model, max_pixels=settings.MAX_IMAGE_PIXELS)
+        run_self_test(model, decode_limits(settings))
     except ModelLoadError as error:
         logger.critical("%s: %s", REFUSAL, error.message)
         raise

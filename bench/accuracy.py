@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from app.imaging.structure import DecodeLimits
 from bench.servers import ServerProcess, mnist_serve_spec
 from bench.user_corpus import DEFAULT_OUTPUT, LABELS_FILE, generate, load_digits, read_labels
 
@@ -61,6 +62,9 @@ class Upload:
 
 Classifier = Callable[[Sequence[Upload]], list[int | str]]
 """Classifies uploads; each answer is a digit or the error code of a refused upload."""
+
+
+LIMITS = DecodeLimits(max_pixels=DEFAULT_MAX_PIXELS)
 
 
 def mnist_test_uploads(*, sample: bool, limit: int | None) -> list[Upload]:
@@ -132,7 +136,9 @@ def offline_classifier(model_dir: Path) -> Classifier:
         positions: list[int] = []
         for position, upload in enumerate(uploads):
             try:
-                prepared.append(prepare_upload(upload.data, max_pixels=DEFAULT_MAX_PIXELS))
+                prepared.append(
+                    prepare_upload(upload.data, DecodeLimits(max_pixels=DEFAULT_MAX_PIXELS))
+                )
                 positions.append(position)
                 answers.append(-1)
             except InputError as error:

@@ -22,9 +22,10 @@ from PIL import Image
 
 from app.imaging.decode import decode_upload
 from app.imaging.pipeline import prepare_upload
+from app.imaging.structure import DecodeLimits
 from bench.images import load_test_digits, render_photo
 
-MAX_PIXELS = 40_000_000
+LIMITS = DecodeLimits(max_pixels=40_000_000)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -72,12 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     print(f"{'upload':<26} {'bytes':>9} {'decode':>10} {'decode+preprocess':>18}")
     for name, data in uploads().items():
-        decode = median_seconds(
-            partial(decode_upload, data, max_pixels=MAX_PIXELS), arguments.seconds
-        )
-        prepare = median_seconds(
-            partial(prepare_upload, data, max_pixels=MAX_PIXELS), arguments.seconds
-        )
+        decode = median_seconds(partial(decode_upload, data, LIMITS), arguments.seconds)
+        prepare = median_seconds(partial(prepare_upload, data, LIMITS), arguments.seconds)
         print(f"{name:<26} {len(data):>9,} {decode * 1e3:>8.3f} ms {prepare * 1e3:>15.3f} ms")
     return 0
 

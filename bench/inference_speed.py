@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from app.classification import DigitClassifier
+from app.imaging.structure import DecodeLimits
 from app.inference.dense_network import use_single_threaded_blas
 from app.inference.serving_model import load_serving_model
 from app.model_contract import to_model_input
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     use_single_threaded_blas()  # as the service's lifespan does
     model = load_serving_model(arguments.model_dir)
-    classifier = DigitClassifier(model, max_pixels=MAX_PIXELS)
+    classifier = DigitClassifier(model, DecodeLimits(max_pixels=MAX_PIXELS))
     digits, _, _ = load_test_digits(max(BATCH_SIZES), REPO_ROOT)
     uploads = [png_bytes(digit) for digit in digits]
     print(f"{'images':>6} {'forward pass':>16} {'upload to digit':>18}   (per image)")

@@ -36,6 +36,7 @@ from app.errors import InputError
 from app.imaging.decode import is_cheap_upload
 from app.inference.dense_network import use_single_threaded_blas
 from app.inference.serving_model import load_serving_model
+from app.startup import decode_limits
 from bench.images import load_test_digits
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -126,9 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     use_single_threaded_blas()  # as the service's lifespan does
-    classifier = DigitClassifier(
-        load_serving_model(arguments.model_dir), max_pixels=settings.MAX_IMAGE_PIXELS
-    )
+    classifier = DigitClassifier(load_serving_model(arguments.model_dir), decode_limits(settings))
     hop = hop_cpu_seconds(arguments.rounds)
     print(f"thread-pool hop (anyio.to_thread.run_sync of a no-op): {hop * 1e6:.0f} µs CPU")
     print(f"loop budget: {LOOP_BUDGET_MS:.1f} ms; INLINE_MAX_PIXELS={settings.INLINE_MAX_PIXELS}")

@@ -110,13 +110,17 @@ def _role(stat: ProcessStat, command: str, processes: list[ProcessStat], root_pi
     """Tell the processes that run the application from the supervisor and helpers."""
     if "resource_tracker" in command or "semaphore_tracker" in command:
         return "helper"
+    if "multiprocessing.forkserver" in command:
+        # The image decoders of a worker (app/imaging/sandbox.py) and the fork server that
+        # starts them.
+        return "decoder"
     has_workers = any(
-        other.parent_pid == root_pid and "multiprocessing" in _command_line(other.pid)
+        other.parent_pid == root_pid and "multiprocessing.spawn" in _command_line(other.pid)
         for other in processes
     )
     if stat.pid == root_pid:
         return "supervisor" if has_workers else "worker"
-    if stat.parent_pid == root_pid and "multiprocessing" in command:
+    if stat.parent_pid == root_pid and "multiprocessing.spawn" in command:
         return "worker"
     return "helper"
 

@@ -53,7 +53,6 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from app.imaging.decode_gate import HEAVY_DECODE_PIXELS
 from bench.images import load_test_digits, render_photo
 from bench.process_stats import session_memory
 from bench.servers import LOOPBACK, ServerProcess, mnist_serve_spec
@@ -247,10 +246,14 @@ def multipart(*parts: tuple[str, str, str, bytes]) -> bytes:
     return b"".join(chunks)
 
 
+_LARGE_IMAGE_PIXELS: Final = 4_000_000
+"""A 4-megapixel image: a large decode."""
+
+
 def memory_settling_png() -> bytes:
     """A PNG of a 1 just over the decode gate's size, whose prediction ends with the server
     handing its free heap memory back to the system."""
-    side = math.isqrt(HEAVY_DECODE_PIXELS) + 100
+    side = math.isqrt(_LARGE_IMAGE_PIXELS) + 100
     canvas = np.full((side, side), 236, dtype=np.uint8)
     canvas[side // 7 : side - side // 7, side // 2 - side // 30 : side // 2 + side // 30] = 20
     return _png(canvas)

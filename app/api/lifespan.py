@@ -13,15 +13,19 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import numpy as np
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.deps import services_of
 from app.classification import DigitClassifier
 from app.errors import ModelLoadError
-from app.imaging.decode_gate import DecodeGate
+from app.imaging.pipeline import prepare_upload
+from app.imaging.sandbox import DecodeSandbox
+from app.imaging.structure import DecodeLimits
 from app.inference.dense_network import use_single_threaded_blas
-from app.startup import load_checked_model
+from app.inference.self_test import render_self_test_png
+from app.startup import REFUSAL, decode_limits, load_checked_model
 from app.telemetry.service_metrics import forget_this_process
 
 logger = logging.getLogger("app.startup")
@@ -42,14 +46,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except ModelLoadError:
         services.startup_failure_logged = True
         raise
+    limits = decode_limits(settings)
+    sandbox = DecodeSandbox(
+        limits,
+        processes=settings.MAX_CONCURRENT_DECODES,
+        memory_bytes=settings.DECODE_MEMORY_MB << 20,
+        cpu_seconds=settings.DECODE_CPU_SECONDS,
+        timeout_seconds=settings.DECODE_TIMEOUT_SECONDS,
+        wait_seconds=settings.DECODE_WAIT_SECONDS,
+    )
+    try:
+        await _check_sandbox(sandbox, limits)
+    except ModelLoadError:
+        sandbox.close()
+        services.startup_failure_logged = True
+        raise
     services.classifier = DigitClassifier(
         model,
-        max_pixels=settings.MAX_IMAGE_PIXELS,
+        limits,
         inline_max_pixels=settings.INLINE_MAX_PIXELS,
-        gate=DecodeGate(
-            max_concurrent=settings.MAX_CONCURRENT_DECODES,
-            wait_seconds=settings.DECODE_WAIT_SECONDS,
-        ),
+        sandbox=sandbox,
         observer=services.telemetry,
     )
     if services.telemetry is not None:
@@ -71,8 +87,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         # From here on the app is shutting down: /readyz answers 503.
         services.ready = False
+        sandbox.close()
         if services.telemetry is not None:
             forget_this_process()
+
+
+async def _check_sandbox(sandbox: DecodeSandbox, limits: DecodeLimits) -> None:
+    """Prepare the self-test digit in a decoder process as well as here; refuse to start
+    (with one log line) unless the two agree."""
+    drawing = render_self_test_png()
+    try:
+        in_sandbox = await sandbox.prepare(drawing)
+    except Exception as error:
+        logger.critical("%s: the image decoder processes do not work: %r", REFUSAL, error)
+        raise ModelLoadError("the image decoder processes do not work") from error
+    if not np.array_equal(in_sandbox, prepare_upload(drawing, limits)):
+        logger.critical("%s: the image decoder processes prepare digits differently", REFUSAL)
+        raise ModelLoadError("the image decoder processes prepare digits differently")
 
 
 class StartupFailureMessageMiddleware:

@@ -92,18 +92,49 @@ class Settings(BaseSettings):
             "(e.g. `https://a.example,https://b.example`, or `*`). Empty: CORS is off."
         ),
     )
-    MAX_CONCURRENT_DECODES: Annotated[int, Field(ge=1, le=64)] = Field(
-        default=2,
+    MAX_CONCURRENT_DECODES: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=1,
         description=(
-            "Large images (over 4,000,000 pixels, JPEG excepted) decoded at once per worker; "
-            "each can cost hundreds of MB. Small images are never held back."
+            "Decoder processes per worker: uploads other than small PNGs are decoded there, at "
+            "most this many at once, each under the DECODE_* limits."
         ),
     )
     DECODE_WAIT_SECONDS: Annotated[float, Field(ge=0, le=60)] = Field(
         default=2.0,
         description=(
-            "How long a large image waits for a decode slot before the request is answered "
-            "503 with `Retry-After`."
+            "How long an upload waits for a free decoder before it is answered 503 with "
+            "`Retry-After`."
+        ),
+    )
+    DECODE_MEMORY_MB: Annotated[int, Field(ge=64, le=16384)] = Field(
+        default=256,
+        description=(
+            "Memory one decode may use beyond a decoder's resting size (RLIMIT_AS); more is "
+            "answered 413 `image_too_complex`."
+        ),
+    )
+    DECODE_CPU_SECONDS: Annotated[float, Field(ge=1, le=60)] = Field(
+        default=2.0,
+        description="CPU time one decode may use (RLIMIT_CPU); more is answered 413.",
+    )
+    DECODE_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=5.0,
+        description="Wall-clock time one decode may take; past it the decoder is killed (413).",
+    )
+    MAX_IMAGE_SEGMENTS: Annotated[int, Field(ge=64, le=10_000_000)] = Field(
+        default=50_000,
+        description=(
+            "Most markers, chunks, blocks, strips or tiles one image file may have (413 above)."
+        ),
+    )
+    MAX_JPEG_SCANS: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=32,
+        description="Most scans one JPEG may have; a progressive photo has about ten (413 above).",
+    )
+    MAX_METADATA_BYTES: Annotated[int, Field(ge=0, le=1024 * MIB)] = Field(
+        default=MIB,
+        description=(
+            "Most bytes a PNG's compressed text and colour profiles may inflate to (413 above)."
         ),
     )
     REQUEST_BODY_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=3600)] = Field(

@@ -22,21 +22,20 @@ from __future__ import annotations
 
 import codecs
 import io
-import struct
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Final
 
 from PIL import Image, ImageOps
 
 from app.errors import (
     EmptyUploadError,
+    ImageTooComplexError,
     ImageTooLargeError,
     InvalidImageError,
     UnsupportedMediaTypeError,
 )
+from app.imaging.structure import DecodeLimits, check_png_structure, check_structure
 from app.imaging.working_size import reduction_factor
 
 SUPPORTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
@@ -85,10 +84,6 @@ _NON_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 
 _ALLOWED_TEXT_CONTROLS = frozenset("\t\n\r\f\v")
 
-_IHDR_LENGTH: Final = 13
-_PNG_IHDR_END: Final = 24
-"""Bytes of the signature and the ``IHDR`` chunk's length, type, width and height."""
-
 CHEAP_UPLOAD_MAX_BYTES: Final = 64 * 1024
 """Largest upload :func:`is_cheap_upload` may accept."""
 
@@ -99,13 +94,14 @@ _CHEAP_PNG_CHUNKS: Final = frozenset(
 """Chunks whose reading costs nothing beyond the pixels' own: no compressed text (``zTXt``,
 ``iTXt``) or colour profile (``iCCP``), no animation."""
 
-_CHEAP_PNG_MAX_CHUNKS: Final = 32
-"""Most chunks a cheap PNG may have (Pillow reads each one in Python)."""
+_CHEAP_PNG_LIMITS: Final = DecodeLimits(max_pixels=0, max_segments=32, max_metadata_bytes=0)
+"""A cheap PNG has a handful of chunks (Pillow reads each one in Python) and no compressed
+metadata."""
 
 _TOO_MANY_PIXELS = "the image declares far more pixels than allowed (a decompression bomb?)"
 
 
-def decode_upload(data: bytes, *, max_pixels: int) -> Image.Image:
+def decode_upload(data: bytes, limits: DecodeLimits) -> Image.Image:
     """Decode an uploaded image, first frame only, with its EXIF orientation applied.
 
     A large JPEG is decoded at a reduced scale (a power of two that keeps the longest side at or
@@ -116,24 +112,25 @@ def decode_upload(data: bytes, *, max_pixels: int) -> Image.Image:
 
     Raises :class:`~app.errors.EmptyUploadError` for no bytes,
     :class:`~app.errors.UnsupportedMediaTypeError` for content that is not a supported image,
-    :class:`~app.errors.ImageTooLargeError` when the header declares more than ``max_pixels``
-    pixels, and :class:`~app.errors.InvalidImageError` for anything that cannot be decoded.
-    No other exception escapes, whatever the bytes.
+    :class:`~app.errors.ImageTooLargeError` when the header declares more than
+    ``limits.max_pixels`` pixels, :class:`~app.errors.ImageTooComplexError` for a structure past
+    ``limits`` (:mod:`app.imaging.structure`), and :class:`~app.errors.InvalidImageError` for
+    anything that cannot be decoded. No other exception escapes, whatever the bytes, except
+    ``MemoryError`` when the process may not have the memory the image needs.
 
     >>> png = bytes.fromhex(
     ...     "89504e470d0a1a0a0000000d49484452000000010000000108000000003a7e9b55"
     ...     "0000000a49444154789c636000000002000148afa4710000000049454e44ae426082"
     ... )
-    >>> decode_upload(png, max_pixels=100).size
+    >>> decode_upload(png, DecodeLimits(max_pixels=100)).size
     (1, 1)
     """
     if not data:
         raise EmptyUploadError("the upload is empty: send the image's bytes")
     image_format = sniff_image_format(data[:_SNIFF_BYTES])
-    if image_format == "PNG":
-        check_png_structure(data)
+    check_structure(data, image_format, limits)
     image = _open_header(data, image_format)
-    _check_pixel_count(*image.size, max_pixels)
+    _check_pixel_count(*image.size, limits.max_pixels)
     return _load_pixels(image)
 
 
@@ -150,28 +147,12 @@ def is_cheap_upload(data: bytes, *, max_pixels: int) -> bool:
     if len(data) > CHEAP_UPLOAD_MAX_BYTES or not data.startswith(_PNG_SIGNATURE):
         return False
     try:
-        layout = check_png_structure(data)
-    except InvalidImageError:
+        layout = check_png_structure(data, _CHEAP_PNG_LIMITS)
+    except (InvalidImageError, ImageTooComplexError):
         return False
     return (
-        0 < layout.width * layout.height <= max_pixels
-        and layout.chunk_count <= _CHEAP_PNG_MAX_CHUNKS
-        and layout.chunk_types <= _CHEAP_PNG_CHUNKS
+        0 < layout.width * layout.height <= max_pixels and layout.chunk_types <= _CHEAP_PNG_CHUNKS
     )
-
-
-def png_dimensions(data: bytes) -> tuple[int, int] | None:
-    """Width and height from a PNG's ``IHDR`` chunk (not verified), or None if ``data`` does
-    not start with a PNG signature and header. The one reader of the PNG header.
-
-    >>> png_dimensions(b"GIF89a")
-    """
-    if len(data) < _PNG_IHDR_END or not data.startswith(_PNG_SIGNATURE):
-        return None
-    if data[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack_from(">II", data, 16)
-    return width, height
 
 
 def _check_pixel_count(width: int, height: int, max_pixels: int) -> None:
@@ -218,56 +199,6 @@ def sniff_image_format(head: bytes) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class PngLayout:
-    """What :func:`check_png_structure` learnt about a PNG: its size and its chunk types."""
-
-    width: int
-    height: int
-    chunk_types: frozenset[bytes]
-    chunk_count: int
-
-
-def check_png_structure(data: bytes) -> PngLayout:
-    """Walk a PNG's chunks and verify each one's length and CRC up to ``IEND``; return its
-    header fields and chunk layout.
-
-    Raises :class:`~app.errors.InvalidImageError` for a truncated file, a chunk whose checksum
-    does not match (a corrupted transfer), a file without ``IEND`` or one that does not start
-    with a well-formed ``IHDR`` chunk.
-    """
-    position = len(_PNG_SIGNATURE)
-    end = len(data)
-    dimensions: tuple[int, int] | None = None
-    chunk_types: set[bytes] = set()
-    chunk_count = 0
-    while True:
-        if position + 8 > end:
-            raise InvalidImageError("the PNG image is truncated")
-        length, chunk_type = struct.unpack_from(">I4s", data, position)
-        body_end = position + 8 + length
-        if body_end + 4 > end:
-            raise InvalidImageError("the PNG image is truncated")
-        (expected_crc,) = struct.unpack_from(">I", data, body_end)
-        if zlib.crc32(data[position + 4 : body_end]) != expected_crc:
-            raise InvalidImageError("the PNG image is corrupt: a chunk's checksum does not match")
-        if dimensions is None:
-            dimensions = png_dimensions(data)
-            if dimensions is None or length != _IHDR_LENGTH:
-                raise InvalidImageError("the PNG image does not start with its header chunk")
-        chunk_types.add(chunk_type)
-        chunk_count += 1
-        if chunk_type == b"IEND":
-            width, height = dimensions
-            return PngLayout(
-                width=width,
-                height=height,
-                chunk_types=frozenset(chunk_types),
-                chunk_count=chunk_count,
-            )
-        position = body_end + 4
-
-
 def _looks_like_text(head: bytes) -> bool:
     """Whether ``head`` reads as text: UTF-8 (or UTF-16 with a byte-order mark) without
     control characters other than white space."""
@@ -290,6 +221,8 @@ def _decoding_errors(message: str) -> Iterator[None]:
     :class:`~app.errors.InvalidImageError` saying ``message``."""
     try:
         yield
+    except MemoryError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(_TOO_MANY_PIXELS) from None
     except Exception:

@@ -632,22 +632,26 @@ def to_uint8(image: FloatImage) -> NDArray[np.uint8]:
 
 
 def _high_depth_to_unit_range(image: Image.Image) -> Image.Image:
-    """A 16/32-bit integer or float image as a float (``F``) image scaled towards [0, 1].
+    """A 16/32-bit integer or float image as a float (``F``) image scaled towards [0, 1], at
+    the working size.
 
     16-bit images are divided by 65535; 32-bit integers by 255 when they fit in 8 bits and by
     65535 otherwise; floats are taken as [0, 1], [0, 255] or [0, 65535] from their maximum.
-    Pillow converts and scales in place of numpy copies, which would cost a 40-megapixel image
-    hundreds of megabytes. Values out of range, NaN and infinities are dealt with once the
-    image is small (see :func:`grey_and_alpha`).
+    Such images are rare and large (four bytes a pixel), so they are box-averaged down to the
+    working size in their own mode first, and only the small image is converted and scaled:
+    a 40-megapixel float image then costs its decoded size and nothing more. Values out of
+    range, NaN and infinities are dealt with once the image is small (see
+    :func:`grey_and_alpha`).
     """
-    floats = image if image.mode == "F" else image.convert("F")
     if image.mode.startswith("I;16"):
         full_scale = 65535.0
     else:
-        extrema = floats.getextrema()
+        extrema = image.getextrema()
         peak = float(extrema[1]) if isinstance(extrema[1], (int, float)) else 0.0
         if not np.isfinite(peak):
-            values = np.asarray(floats)
+            # NaN or infinity: the peak of the finite values, read at the working size (box
+            # averages only lower it; the scale chosen from it is coarse).
+            values = np.asarray(image.resize(working_size(image.size), Image.Resampling.BOX))
             finite = values[np.isfinite(values)]
             peak = float(finite.max()) if finite.size else 0.0
         if image.mode == "F" and peak <= 1.0:
@@ -656,6 +660,9 @@ def _high_depth_to_unit_range(image: Image.Image) -> Image.Image:
             full_scale = float(PIXEL_MAX)
         else:
             full_scale = 65535.0
+    size = working_size(image.size)
+    reduced = image if size == image.size else image.resize(size, Image.Resampling.BOX)
+    floats = reduced if reduced.mode == "F" else reduced.convert("F")
     return floats.point(lambda value: value * (1.0 / full_scale))
 
 

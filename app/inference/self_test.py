@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 
 from app.classification import DigitClassifier
 from app.errors import InputError, ModelLoadError
+from app.imaging.structure import DecodeLimits
 from app.inference.serving_model import ServingModel
 from app.model_contract import IMAGE_SIDE, NUM_CLASSES
 
@@ -33,11 +34,11 @@ def render_self_test_png() -> bytes:
     return buffer.getvalue()
 
 
-def run_self_test(model: ServingModel, *, max_pixels: int) -> None:
+def run_self_test(model: ServingModel, limits: DecodeLimits) -> None:
     """Classify the synthetic digit; raise :class:`~app.errors.ModelLoadError` unless the
     result is a 28 x 28 digit and a probability vector naming :data:`SELF_TEST_DIGIT`."""
     try:
-        prediction = DigitClassifier(model, max_pixels=max_pixels).classify(render_self_test_png())
+        prediction = DigitClassifier(model, limits).classify(render_self_test_png())
     except InputError as error:
         raise ModelLoadError(
             f"self-test failed: the synthetic digit was refused: {error.message}"

@@ -20,6 +20,7 @@ from app.classification import DigitClassifier
 from app.core.config import Settings
 from app.imaging.decode import is_cheap_upload
 from app.main import create_app
+from app.startup import decode_limits
 
 EncodeImage = Callable[..., bytes]
 Sample = tuple[NDArray[np.uint8], NDArray[np.int64]]
@@ -317,7 +318,7 @@ def test_unexpected_exception_is_500_json_without_details(
             raise RuntimeError("secret internal detail at /srv/app/internal.py")
 
     app = create_app(serving_settings)
-    exploding = DigitClassifier(ExplodingModel(), max_pixels=serving_settings.MAX_IMAGE_PIXELS)  # type: ignore[arg-type]
+    exploding = DigitClassifier(ExplodingModel(), decode_limits(serving_settings))  # type: ignore[arg-type]
     app.dependency_overrides[get_classifier] = lambda: exploding
     with TestClient(app, raise_server_exceptions=False) as test_client:
         response = test_client.post(

@@ -17,10 +17,13 @@ from PIL import Image
 from app.api.schemas import PredictionResponse
 from app.core.config import Settings
 from app.imaging.pipeline import prepare_upload
+from app.imaging.structure import DecodeLimits
 from app.main import create_app
 
 EncodeImage = Callable[..., bytes]
 Sample = tuple[NDArray[np.uint8], NDArray[np.int64]]
+
+LIMITS = DecodeLimits(max_pixels=40_000_000)
 
 
 def _post_file(
@@ -124,7 +127,7 @@ def test_predict_include_input_returns_the_digit_the_model_saw(
     assert preview.format == "PNG"
     assert preview.size == (28, 28)
     assert preview.mode == "L"
-    np.testing.assert_array_equal(np.asarray(preview), prepare_upload(data, max_pixels=40_000_000))
+    np.testing.assert_array_equal(np.asarray(preview), prepare_upload(data, LIMITS))
 
 
 def test_predict_include_input_works_on_raw_body(

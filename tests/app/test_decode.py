@@ -23,9 +23,11 @@ from app.errors import (
     UnsupportedMediaTypeError,
 )
 from app.imaging.decode import decode_upload
+from app.imaging.structure import DecodeLimits
 from app.imaging.working_size import WORKING_MIN_SIDE
 
 MAX_PIXELS = 40_000_000
+LIMITS = DecodeLimits(max_pixels=MAX_PIXELS)
 
 
 def encoded(image: Image.Image, image_format: str, **options: object) -> bytes:
@@ -83,7 +85,7 @@ def png_declaring(width: int, height: int) -> bytes:
     ],
 )
 def test_decode_opens_supported_format_and_mode(image_format: str, mode: str) -> None:
-    image = decode_upload(encoded(gradient_image(mode), image_format), max_pixels=MAX_PIXELS)
+    image = decode_upload(encoded(gradient_image(mode), image_format), LIMITS)
     assert image.size == (40, 30)
     assert image.format == image_format
 
@@ -105,7 +107,7 @@ def test_decode_reads_grey_png_pixels_as_stored(
     pixels = np.random.default_rng(7).integers(0, 256, (height, width), dtype=np.uint8)
     pixels[:, : width // 2] = 0  # Runs of zeros make the encoder pick several row filters.
     data = encoded(Image.fromarray(pixels), "PNG", **options)
-    image = decode_upload(data, max_pixels=MAX_PIXELS)
+    image = decode_upload(data, LIMITS)
     assert (image.mode, image.format) == ("L", "PNG")
     np.testing.assert_array_equal(np.asarray(image), pixels)
     np.testing.assert_array_equal(np.asarray(image), np.asarray(Image.open(io.BytesIO(data))))
@@ -113,12 +115,12 @@ def test_decode_reads_grey_png_pixels_as_stored(
 
 def test_decode_keeps_transparency_of_grey_png() -> None:
     data = encoded(gradient_image("L"), "PNG", transparency=0)
-    assert decode_upload(data, max_pixels=MAX_PIXELS).info["transparency"] == 0
+    assert decode_upload(data, LIMITS).info["transparency"] == 0
 
 
 def test_decode_opens_sixteen_bit_png() -> None:
     values = (np.arange(40 * 30, dtype=np.uint16) * 50).reshape(30, 40)
-    image = decode_upload(encoded(Image.fromarray(values), "PNG"), max_pixels=MAX_PIXELS)
+    image = decode_upload(encoded(Image.fromarray(values), "PNG"), LIMITS)
     assert image.mode.startswith("I")
     assert int(np.asarray(image).max()) == int(values.max())
 
@@ -127,7 +129,7 @@ def test_decode_returns_first_frame_of_animated_gif() -> None:
     first = Image.new("L", (20, 20), 0)
     second = Image.new("L", (20, 20), 255)
     data = encoded(first, "GIF", save_all=True, append_images=[second], duration=100, loop=0)
-    image = decode_upload(data, max_pixels=MAX_PIXELS)
+    image = decode_upload(data, LIMITS)
     assert np.asarray(image.convert("L")).max() == 0
 
 
@@ -137,7 +139,7 @@ def test_decode_applies_exif_orientation() -> None:
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # Stored turned, 20 wide x 60 tall.
     exif = Image.Exif()
     exif[0x0112] = 6  # "Rotate 90 clockwise to display."
-    image = decode_upload(encoded(stored, "JPEG", exif=exif, quality=95), max_pixels=MAX_PIXELS)
+    image = decode_upload(encoded(stored, "JPEG", exif=exif, quality=95), LIMITS)
     assert image.size == (60, 20)
     pixels = np.asarray(image.convert("L"))
     assert pixels[:, :8].mean() < 60 < 200 < pixels[:, 20:].mean()
@@ -145,14 +147,14 @@ def test_decode_applies_exif_orientation() -> None:
 
 def test_decode_reads_large_jpeg_reduced_in_grey() -> None:
     photo = gradient_image("RGB", (2000, 1200))
-    image = decode_upload(encoded(photo, "JPEG"), max_pixels=MAX_PIXELS)
+    image = decode_upload(encoded(photo, "JPEG"), LIMITS)
     assert image.mode == "L"
     assert WORKING_MIN_SIDE <= max(image.size) < 2000
 
 
 def test_decode_refuses_empty_upload() -> None:
     with pytest.raises(EmptyUploadError):
-        decode_upload(b"", max_pixels=MAX_PIXELS)
+        decode_upload(b"", LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -172,19 +174,19 @@ def test_decode_refuses_empty_upload() -> None:
 )
 def test_decode_refuses_non_image_as_unsupported(content: bytes) -> None:
     with pytest.raises(UnsupportedMediaTypeError):
-        decode_upload(content, max_pixels=MAX_PIXELS)
+        decode_upload(content, LIMITS)
 
 
 def test_decode_refuses_unrecognisable_bytes_as_invalid() -> None:
     with pytest.raises(InvalidImageError):
-        decode_upload(bytes(range(256)) * 4, max_pixels=MAX_PIXELS)
+        decode_upload(bytes(range(256)) * 4, LIMITS)
 
 
 @pytest.mark.parametrize("image_format", ["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"])
 def test_decode_refuses_truncated_image(image_format: str) -> None:
     data = encoded(gradient_image("RGB", (120, 90)), image_format)
     with pytest.raises(InvalidImageError):
-        decode_upload(data[: len(data) // 2], max_pixels=MAX_PIXELS)
+        decode_upload(data[: len(data) // 2], LIMITS)
 
 
 def test_decode_refuses_png_with_corrupted_pixel_chunk() -> None:
@@ -192,20 +194,20 @@ def test_decode_refuses_png_with_corrupted_pixel_chunk() -> None:
     pixel_chunk = data.index(b"IDAT")
     data[pixel_chunk + 20] ^= 0xFF  # Flip one compressed byte; the CRC no longer matches.
     with pytest.raises(InvalidImageError, match="checksum"):
-        decode_upload(bytes(data), max_pixels=MAX_PIXELS)
+        decode_upload(bytes(data), LIMITS)
 
 
 def test_decode_refuses_png_without_end_chunk() -> None:
     data = encoded(gradient_image("L"), "PNG")
     with pytest.raises(InvalidImageError):
-        decode_upload(data[: data.index(b"IEND") - 4], max_pixels=MAX_PIXELS)
+        decode_upload(data[: data.index(b"IEND") - 4], LIMITS)
 
 
 def test_decode_refuses_image_over_pixel_limit() -> None:
     data = encoded(gradient_image("L", (100, 50)), "PNG")
-    assert decode_upload(data, max_pixels=5000).size == (100, 50)
+    assert decode_upload(data, DecodeLimits(max_pixels=5000)).size == (100, 50)
     with pytest.raises(ImageTooLargeError):
-        decode_upload(data, max_pixels=4999)
+        decode_upload(data, DecodeLimits(max_pixels=4999))
 
 
 @pytest.mark.parametrize(
@@ -221,7 +223,7 @@ def test_decode_refuses_png_bomb_fast_with_bounded_memory(
     started = time.perf_counter()
     try:
         with pytest.raises(ImageTooLargeError):
-            decode_upload(bomb, max_pixels=min(max_pixels, width * height - 1))
+            decode_upload(bomb, DecodeLimits(max_pixels=min(max_pixels, width * height - 1)))
         seconds = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -235,7 +237,7 @@ def test_decode_refuses_gif_declaring_huge_screen() -> None:
     bomb = frame[:6] + struct.pack("<HH", 65_535, 65_535) + frame[10:]
     started = time.perf_counter()
     with pytest.raises(ImageTooLargeError):
-        decode_upload(bomb, max_pixels=MAX_PIXELS)
+        decode_upload(bomb, LIMITS)
     assert time.perf_counter() - started < 0.5
 
 
@@ -244,14 +246,14 @@ def test_decode_refuses_gif_frame_larger_than_its_screen() -> None:
     descriptor = frame.index(b",", 13)  # The first image descriptor, after the screen header.
     frame[descriptor + 5 : descriptor + 9] = struct.pack("<HH", 60_000, 60_000)
     with pytest.raises(ImageTooLargeError):
-        decode_upload(bytes(frame), max_pixels=MAX_PIXELS)
+        decode_upload(bytes(frame), LIMITS)
 
 
 def test_decode_leaves_pillow_global_limit_alone() -> None:
     before = Image.MAX_IMAGE_PIXELS
     with pytest.raises(ImageTooLargeError):
-        decode_upload(png_declaring(50_000, 50_000), max_pixels=MAX_PIXELS)
-    decode_upload(encoded(gradient_image(), "PNG"), max_pixels=MAX_PIXELS)
+        decode_upload(png_declaring(50_000, 50_000), LIMITS)
+    decode_upload(encoded(gradient_image(), "PNG"), LIMITS)
     assert Image.MAX_IMAGE_PIXELS == before
 
 
@@ -264,7 +266,7 @@ def test_decode_leaves_pillow_global_limit_alone() -> None:
 )
 def test_decode_raises_only_input_errors_for_arbitrary_bytes(prefix: bytes, body: bytes) -> None:
     try:
-        decode_upload(prefix + body, max_pixels=MAX_PIXELS)
+        decode_upload(prefix + body, LIMITS)
     except InputError:
         pass
 
@@ -279,6 +281,6 @@ def test_decode_raises_only_input_errors_for_damaged_images(data: st.DataObject)
         original[position] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(1, len(original)))
     try:
-        decode_upload(bytes(original[:cut]), max_pixels=MAX_PIXELS)
+        decode_upload(bytes(original[:cut]), LIMITS)
     except InputError:
         pass

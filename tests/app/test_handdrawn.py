@@ -21,10 +21,12 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from app.imaging.pipeline import prepare_upload
+from app.imaging.structure import DecodeLimits
 from app.model_contract import to_model_input
 
 MODEL_FILE = Path(__file__).resolve().parents[2] / "models" / "mnist_dense.keras"
 MAX_PIXELS = 40_000_000
+LIMITS = DecodeLimits(max_pixels=MAX_PIXELS)
 
 Point = tuple[float, float]
 Stroke = list[Point]
@@ -163,7 +165,7 @@ def classify() -> Callable[[Sequence[bytes]], list[int]]:
     model = keras.saving.load_model(MODEL_FILE)
 
     def predict(uploads: Sequence[bytes]) -> list[int]:
-        digits = np.stack([prepare_upload(data, max_pixels=MAX_PIXELS) for data in uploads])
+        digits = np.stack([prepare_upload(data, LIMITS) for data in uploads])
         probabilities = model.predict(to_model_input(digits), verbose=0)
         return [int(digit) for digit in np.argmax(probabilities, axis=1)]
 
@@ -182,6 +184,6 @@ def test_handdrawn_digits_are_classified_correctly(
 def test_handdrawn_digit_in_either_polarity_is_read_alike() -> None:
     dark_on_light = Drawing("dark", (500, 500), (150, 80, 330), 20, (255,) * 3, (0,) * 3)
     light_on_dark = Drawing("light", (500, 500), (150, 80, 330), 20, (0,) * 3, (255,) * 3)
-    first = prepare_upload(draw_digit(4, dark_on_light), max_pixels=MAX_PIXELS)
-    second = prepare_upload(draw_digit(4, light_on_dark), max_pixels=MAX_PIXELS)
+    first = prepare_upload(draw_digit(4, dark_on_light), LIMITS)
+    second = prepare_upload(draw_digit(4, light_on_dark), LIMITS)
     assert np.abs(first.astype(int) - second.astype(int)).mean() < 1.0

@@ -14,12 +14,13 @@ from numpy.typing import NDArray
 
 from app.classification import DigitClassifier, DigitPrediction
 from app.errors import EmptyUploadError, InvalidImageError, ModelLoadError, NoDigitFoundError
+from app.imaging.structure import DecodeLimits
 from app.inference.dense_network import DenseNetwork
 from app.inference.self_test import SELF_TEST_DIGIT, render_self_test_png, run_self_test
 from app.inference.serving_model import ServingModel, load_serving_model
 from app.model_contract import EVALUATION_FILENAME, MODEL_FILENAME
 
-MAX_PIXELS = 40_000_000
+LIMITS = DecodeLimits(max_pixels=40_000_000)
 
 EncodeImage = Callable[..., bytes]
 
@@ -93,11 +94,9 @@ def test_load_serving_model_refuses_empty_folder(tmp_path: Path) -> None:
 
 
 def test_run_self_test_passes_on_committed_model(serving_model: ServingModel) -> None:
-    run_self_test(serving_model, max_pixels=MAX_PIXELS)
+    run_self_test(serving_model, LIMITS)
 
-    prediction = DigitClassifier(serving_model, max_pixels=MAX_PIXELS).classify(
-        render_self_test_png()
-    )
+    prediction = DigitClassifier(serving_model, LIMITS).classify(render_self_test_png())
     assert prediction.digit == SELF_TEST_DIGIT
 
 
@@ -114,7 +113,7 @@ def test_run_self_test_fails_on_a_network_with_blank_weights(serving_model: Serv
     )
 
     with pytest.raises(ModelLoadError, match="self-test failed: a drawn 1 was classified as 0"):
-        run_self_test(broken, max_pixels=MAX_PIXELS)
+        run_self_test(broken, LIMITS)
 
 
 def test_classify_upload_recognises_real_digits(
@@ -126,8 +125,7 @@ def test_classify_upload_recognises_real_digits(
     picks = range(0, len(images), 50)
 
     predictions = [
-        DigitClassifier(serving_model, max_pixels=MAX_PIXELS).classify(encode(images[index]))
-        for index in picks
+        DigitClassifier(serving_model, LIMITS).classify(encode(images[index])) for index in picks
     ]
 
     correct = sum(p.digit == labels[index] for p, index in zip(predictions, picks, strict=True))
@@ -151,7 +149,7 @@ def test_classify_uploads_keeps_order_and_reports_errors_in_place(
         encode(images[4999]),
     ]
 
-    outcomes = DigitClassifier(serving_model, max_pixels=MAX_PIXELS).classify_many(uploads)
+    outcomes = DigitClassifier(serving_model, LIMITS).classify_many(uploads)
 
     assert [type(outcome) for outcome in outcomes] == [
         DigitPrediction,
@@ -168,9 +166,7 @@ def test_classify_uploads_keeps_order_and_reports_errors_in_place(
 def test_classify_uploads_with_only_bad_uploads_returns_only_errors(
     serving_model: ServingModel,
 ) -> None:
-    outcomes = DigitClassifier(serving_model, max_pixels=MAX_PIXELS).classify_many(
-        [b"", bytes(range(256))]
-    )
+    outcomes = DigitClassifier(serving_model, LIMITS).classify_many([b"", bytes(range(256))])
 
     assert [o.code for o in outcomes if not isinstance(o, DigitPrediction)] == [
         "empty_upload",

@@ -35,9 +35,11 @@ from app.imaging.preprocess import (
     suppress_specks,
     to_mnist_digit,
 )
+from app.imaging.structure import DecodeLimits
 from app.imaging.working_size import WORKING_MIN_SIDE
 
 MAX_PIXELS = 40_000_000
+LIMITS = DecodeLimits(max_pixels=MAX_PIXELS)
 Digits = tuple[NDArray[np.uint8], NDArray[np.int64]]
 
 
@@ -423,8 +425,8 @@ def test_prepare_upload_applies_exif_rotation(seven: NDArray[np.uint8]) -> None:
     exif = Image.Exif()
     exif[0x0112] = 8  # "Rotate 270 clockwise to display": stored turned by 90 degrees.
     stored = upright.transpose(Image.Transpose.ROTATE_270)
-    rotated = prepare_upload(encoded(stored, "JPEG", exif=exif, quality=95), max_pixels=MAX_PIXELS)
-    plain = prepare_upload(encoded(upright, "JPEG", quality=95), max_pixels=MAX_PIXELS)
+    rotated = prepare_upload(encoded(stored, "JPEG", exif=exif, quality=95), LIMITS)
+    plain = prepare_upload(encoded(upright, "JPEG", quality=95), LIMITS)
     assert mean_difference(rotated, plain) < 3.0
 
 
@@ -432,7 +434,7 @@ def test_to_mnist_digit_reads_sixteen_bit_like_eight_bit(seven: NDArray[np.uint8
     grey = on_canvas(enlarged_ink(seven, 150), (200, 200), (30, 20))
     eight_bit = to_mnist_digit(to_grey_image(grey))
     sixteen = Image.fromarray(np.rint(grey * 65535).astype(np.uint16))
-    decoded = decode_upload(encoded(sixteen), max_pixels=MAX_PIXELS)
+    decoded = decode_upload(encoded(sixteen), LIMITS)
     assert decoded.mode.startswith("I")
     assert mean_difference(to_mnist_digit(decoded), eight_bit) < 1.0
 
@@ -446,7 +448,7 @@ def test_to_mnist_digit_reads_palette_image(seven: NDArray[np.uint8]) -> None:
 
 def test_to_mnist_digit_reads_cmyk_jpeg(seven: NDArray[np.uint8]) -> None:
     grey = to_grey_image(on_canvas(enlarged_ink(seven, 150), (200, 200), (30, 20)))
-    cmyk = decode_upload(encoded(grey.convert("CMYK"), "JPEG", quality=95), max_pixels=MAX_PIXELS)
+    cmyk = decode_upload(encoded(grey.convert("CMYK"), "JPEG", quality=95), LIMITS)
     assert cmyk.mode == "CMYK"
     assert mean_difference(to_mnist_digit(cmyk), to_mnist_digit(grey)) < 3.0
 
@@ -483,7 +485,7 @@ def test_to_mnist_digit_reads_a_phone_photo_with_uneven_lighting(
     coverage = on_canvas(enlarged_ink(three, 260), (640, 480), (250, 110), paper=0.0, pen=1.0)
     grey = paper * (1 - 0.45 * coverage) + generator.normal(0, 0.01, paper.shape)
     photo = Image.fromarray(np.clip(grey * 255, 0, 255).astype(np.uint8)).convert("RGB")
-    digit = prepare_upload(encoded(photo, "JPEG", quality=70), max_pixels=MAX_PIXELS)
+    digit = prepare_upload(encoded(photo, "JPEG", quality=70), LIMITS)
     assert correlation(digit, three) > 0.85
     assert int(digit.max()) == 255
 
@@ -523,7 +525,7 @@ def test_to_mnist_digit_finds_no_digit_in_faint_noise() -> None:
     generator = np.random.default_rng(5)
     noise = np.clip(generator.normal(200, 4, (400, 400)), 0, 255).astype(np.uint8)
     with pytest.raises(NoDigitFoundError):
-        prepare_upload(encoded(Image.fromarray(noise), "JPEG", quality=80), max_pixels=MAX_PIXELS)
+        prepare_upload(encoded(Image.fromarray(noise), "JPEG", quality=80), LIMITS)
 
 
 def test_to_mnist_digit_finds_no_digit_in_a_single_speck() -> None:

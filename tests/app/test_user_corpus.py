@@ -14,11 +14,13 @@ from PIL import Image
 
 from app.imaging.pipeline import prepare_upload
 from app.imaging.preprocess import to_mnist_digit
+from app.imaging.structure import DecodeLimits
 from app.model_contract import to_model_input
 from bench.user_corpus import generate, load_digits, read_labels
 
 MODEL_FILE = Path(__file__).resolve().parents[2] / "models" / "mnist_dense.keras"
 MAX_PIXELS = 40_000_000
+LIMITS = DecodeLimits(max_pixels=MAX_PIXELS)
 Predict = Callable[[NDArray[np.uint8]], NDArray[np.intp]]
 
 
@@ -68,10 +70,7 @@ def test_user_like_digits_are_classified_about_as_well_as_plain_digits(
 ) -> None:
     corpus = generate(tmp_path, count=300, split="test", sample=True)
     prepared = np.stack(
-        [
-            prepare_upload((tmp_path / item.file_name).read_bytes(), max_pixels=MAX_PIXELS)
-            for item in corpus
-        ]
+        [prepare_upload((tmp_path / item.file_name).read_bytes(), LIMITS) for item in corpus]
     )
     labels = np.array([item.digit for item in corpus])
     plain = load_digits("test", sample=True).images[[item.source_index for item in corpus]]

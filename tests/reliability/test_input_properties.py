@@ -26,6 +26,7 @@ from app.errors import InputError, NoDigitFoundError
 from app.imaging.decode import decode_upload
 from app.imaging.pipeline import prepare_upload
 from app.imaging.preprocess import to_mnist_digit
+from app.imaging.structure import DecodeLimits
 
 MAX_PIXELS: Final = 40_000_000
 
@@ -49,6 +50,8 @@ SIGNATURES: Final = (
     b"<svg",
     b"%PDF-1.7",
 )
+
+LIMITS = DecodeLimits(max_pixels=MAX_PIXELS)
 
 
 def _drawn_seven(size: tuple[int, int]) -> Image.Image:
@@ -146,7 +149,7 @@ def damaged_files(draw: st.DrawFn) -> bytes:
 )
 def test_decode_upload_raises_only_input_errors_for_arbitrary_bytes(data: bytes) -> None:
     try:
-        image = decode_upload(data, max_pixels=MAX_PIXELS)
+        image = decode_upload(data, LIMITS)
     except InputError as error:
         event(f"refused: {error.code}")
         return
@@ -158,7 +161,7 @@ def test_decode_upload_raises_only_input_errors_for_arbitrary_bytes(data: bytes)
 @given(data=damaged_files())
 def test_prepare_upload_raises_only_input_errors_for_damaged_files(data: bytes) -> None:
     try:
-        digit = prepare_upload(data, max_pixels=MAX_PIXELS)
+        digit = prepare_upload(data, LIMITS)
     except InputError as error:
         event(f"refused: {error.code}")
         return
@@ -170,7 +173,7 @@ def test_prepare_upload_raises_only_input_errors_for_damaged_files(data: bytes) 
 @given(data=damaged_files(), max_pixels=st.integers(28 * 28, 5_000))
 def test_decode_upload_respects_any_pixel_limit(data: bytes, max_pixels: int) -> None:
     try:
-        image = decode_upload(data, max_pixels=max_pixels)
+        image = decode_upload(data, DecodeLimits(max_pixels=max_pixels))
     except InputError:
         return
     assert image.width * image.height <= max_pixels
@@ -229,4 +232,4 @@ def test_to_mnist_digit_raises_only_no_digit_found_for_any_pixels(image: Image.I
 def test_prepare_upload_reads_every_undamaged_seed_file(name: str) -> None:
     # The damaged files above start from files the pipeline reads: a property over damage to
     # unreadable seeds would test nothing.
-    _assert_digit(prepare_upload(SEED_FILES[name], max_pixels=MAX_PIXELS))
+    _assert_digit(prepare_upload(SEED_FILES[name], LIMITS))

@@ -24,6 +24,7 @@ from app.core.config import Settings
 from app.core.logging import RequestIdLogFilter
 from app.core.request_context import REQUEST_ID, acceptable_request_id
 from app.main import create_app
+from app.startup import decode_limits
 from bench.servers import LOOPBACK, ServerProcess
 
 StartService = Callable[..., ServerProcess]
@@ -303,7 +304,7 @@ def test_injected_internal_error_is_a_bare_500_with_the_request_id(
     serving_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = create_app(serving_settings)
-    exploding = DigitClassifier(_ExplodingModel(), max_pixels=serving_settings.MAX_IMAGE_PIXELS)  # type: ignore[arg-type]
+    exploding = DigitClassifier(_ExplodingModel(), decode_limits(serving_settings))  # type: ignore[arg-type]
     app.dependency_overrides[get_classifier] = lambda: exploding
     with TestClient(app, raise_server_exceptions=False) as test_client:
         with caplog.at_level(logging.ERROR):
