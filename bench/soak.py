@@ -56,6 +56,7 @@ from PIL import Image
 from bench.images import load_test_digits, render_photo
 from bench.process_stats import session_memory
 from bench.servers import LOOPBACK, ServerProcess, mnist_serve_spec
+from tests.hostile_images import HOSTILE_CASES
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 DEFAULT_REQUESTS: Final = 10_000
@@ -274,7 +275,7 @@ def _settled_rss_kib(base_url: str, pid: int, settling_png: bytes) -> int:
 
 
 def build_request_mix() -> list[RequestKind]:
-    """The kinds of request the soak sends, with their weights (out of 100) and answers."""
+    """The kinds of request the soak sends, with their weights (out of about 100) and answers."""
     digits, _, _ = load_test_digits(64, REPO_ROOT)
     pngs = tuple(_png(digit) for digit in digits)
     photos = tuple(
@@ -296,6 +297,11 @@ def build_request_mix() -> list[RequestKind]:
     crc_broken[40] ^= 0xFF
     svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"><text>7</text></svg>'
     pdf = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+    costly_structures = tuple(
+        HOSTILE_CASES[name]()
+        for name in ("progressive_jpeg_many_scans", "tiff_one_strip_per_row", "png_ztxt_bombs")
+    )
+    costly_decodes = tuple(HOSTILE_CASES[name]() for name in ("float_tiff_with_nan", "png_16bit"))
     ok = frozenset({200})
     return [
         # Good requests.
@@ -303,6 +309,26 @@ def build_request_mix() -> list[RequestKind]:
         RequestKind("png28 multipart", 14, "POST", "/predict", ok, one_file, multipart_type),
         RequestKind("jpeg900 raw", 6, "POST", "/predict", ok, photos, "image/jpeg"),
         RequestKind("png1800 raw", 1, "POST", "/predict", ok, (large_png,), "image/png"),
+        # Costly files (tests/hostile_images.py): structures no digit photo has, refused before
+        # any decode; and legal 40-megapixel float and 16-bit images, decoded in the sandbox.
+        RequestKind(
+            "costly structure",
+            1,
+            "POST",
+            "/predict",
+            frozenset({413}),
+            costly_structures,
+            "application/octet-stream",
+        ),
+        RequestKind(
+            "costly 40 MP decode",
+            1,
+            "POST",
+            "/predict",
+            ok,
+            costly_decodes,
+            "application/octet-stream",
+        ),
         RequestKind("batch of 8", 4, "POST", "/predict/batch", ok, batches, multipart_type),
         RequestKind("GET /healthz", 4, "GET", "/healthz", ok),
         RequestKind("GET /readyz", 2, "GET", "/readyz", ok),
@@ -459,10 +485,12 @@ def run_soak(requests: int, concurrency: int, *, log_path: Path) -> SoakResult:
     warm_up = request_sequence(kinds, WARM_UP_REQUESTS, seed=_SEED)
     sequence = request_sequence(kinds, requests, seed=_SEED + 1)
     spec = mnist_serve_spec(
-        "mnist-serve, default settings, one worker",
+        "mnist-serve, default settings, one worker, uploads wait up to 30 s for a decoder",
         model_dir=REPO_ROOT / "models",
         MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT_BYTES),
         LOG_LEVEL="warning",
+        # Every upload is answered rather than shed: a 503 is a 5xx, which the soak counts.
+        DECODE_WAIT_SECONDS="30",
     )
     with ServerProcess(spec, cwd=REPO_ROOT, log_path=log_path) as server:
         server.wait_ready(timeout_s=_START_TIMEOUT_S)
