@@ -24,7 +24,7 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Protocol
+from typing import Final, Protocol
 
 import numpy as np
 from anyio import to_thread
@@ -36,6 +36,15 @@ from app.imaging.pipeline import prepare_upload
 from app.imaging.sandbox import DecodeSandbox
 from app.imaging.structure import DecodeLimits
 from app.inference.serving_model import ServingModel
+from app.model_contract import INPUT_SHAPE
+
+MODEL_INPUT_SHAPES: Final = (INPUT_SHAPE, INPUT_SHAPE[:2], (int(np.prod(INPUT_SHAPE)),))
+"""Shapes of one model-ready input that :meth:`DigitClassifier.predict_model_inputs` takes:
+(28, 28, 1), (28, 28) or (784,)."""
+
+INLINE_MAX_MODEL_INPUTS: Final = 64
+"""Model-ready batches of up to this many rows run the network on the event loop (about as long
+as a batch of uploads' forward pass); larger ones run in the threadpool."""
 
 
 class PipelineObserver(Protocol):
@@ -146,6 +155,43 @@ class DigitClassifier:
             # Let other requests run between two cheap images decoded on the loop.
             await asyncio.sleep(0)
         return self._predict_many(prepared)
+
+    def predict_model_inputs(self, values: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Class probabilities, shape (n, 10), for inputs that are already what the network
+        takes: float32 values in [0, 1], shape (n, 28, 28, 1), (n, 28, 28) or (n, 784), n >= 1,
+        white ink on black as :func:`~app.model_contract.to_model_input` makes them. Nothing is
+        decoded or preprocessed: this is the path of clients that send model-ready tensors (the
+        Open Inference Protocol's ``input``), which a server of the bare network would take.
+
+        Raises :class:`ValueError` for another dtype or shape, or a value outside [0, 1] (NaN
+        included).
+
+        >>> classifier.predict_model_inputs(np.zeros((2, 784), np.float32)).shape  # doctest: +SKIP
+        (2, 10)
+        """
+        if values.dtype != np.float32:
+            raise ValueError(f"expected float32 values, got {values.dtype}")
+        if values.ndim < 2 or values.shape[0] < 1 or values.shape[1:] not in MODEL_INPUT_SHAPES:
+            accepted = ", ".join(
+                str(("n", *shape)).replace("'", "") for shape in MODEL_INPUT_SHAPES
+            )
+            raise ValueError(f"expected shape {accepted} with n >= 1, got {values.shape}")
+        # NaN fails both comparisons.
+        if not (values.min() >= 0.0 and values.max() <= 1.0):
+            raise ValueError("expected values in [0, 1] (pixels scaled by 1/255)")
+        started = perf_counter()
+        probabilities = self.model.network.predict_probabilities(values)
+        if self.observer is not None:
+            self.observer.observe_inference(perf_counter() - started)
+            self.observer.count_predictions(probabilities.argmax(axis=1).tolist())
+        return probabilities
+
+    async def predict_model_inputs_async(self, values: NDArray[np.float32]) -> NDArray[np.float32]:
+        """:meth:`predict_model_inputs`, on the event loop for up to
+        :data:`INLINE_MAX_MODEL_INPUTS` rows and in the threadpool for more."""
+        if values.ndim >= 1 and len(values) <= INLINE_MAX_MODEL_INPUTS:
+            return self.predict_model_inputs(values)
+        return await to_thread.run_sync(self.predict_model_inputs, values)
 
     async def _prepare_async(self, data: bytes) -> NDArray[np.uint8]:
         """The upload as a 28 x 28 digit: on the loop if cheap, else in the sandbox."""

@@ -11,9 +11,18 @@ from fastapi import FastAPI
 from app.api.body_guard import RequestBodyGuardMiddleware
 from app.api.deps import Services
 from app.api.errors import install_error_handlers
+from app.api.inference_protocol.schemas import PROTOCOL_UNAUTHORIZED_RESPONSE
 from app.api.lifespan import StartupFailureMessageMiddleware, lifespan
 from app.api.request_id import RequestIdMiddleware
-from app.api.routes import evaluation, health, model, page, predict, prometheus
+from app.api.routes import (
+    evaluation,
+    health,
+    inference_protocol,
+    model,
+    page,
+    predict,
+    prometheus,
+)
 from app.api.schemas import UNAUTHORIZED_RESPONSE
 from app.api.security import api_key_dependency, install_cors
 from app.core.config import Settings, get_settings
@@ -25,7 +34,8 @@ Recognises a handwritten digit in an image: a photo, a scan, a canvas drawing or
 digit, in any size, polarity or format Pillow reads. The image is turned into what MNIST looks
 like (28 x 28, white ink on black, centred by mass) and classified by a dense network trained
 on MNIST. Errors are JSON: `{"error": {"code": "...", "message": "...", "request_id": "..."}}`;
-every response carries its request ID in the `X-Request-ID` header.
+every response carries its request ID in the `X-Request-ID` header. The same model also speaks
+the Open Inference Protocol (KServe V2) under `/v2`, whose errors are `{"error": "<message>"}`.
 """
 
 
@@ -43,13 +53,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     if settings.API_KEY is None:
         app.include_router(predict.router)
+        app.include_router(inference_protocol.infer_router)
     else:
+        api_key = api_key_dependency(settings.API_KEY.get_secret_value())
         app.include_router(
-            predict.router,
-            dependencies=[api_key_dependency(settings.API_KEY.get_secret_value())],
-            responses={401: UNAUTHORIZED_RESPONSE},
+            predict.router, dependencies=[api_key], responses={401: UNAUTHORIZED_RESPONSE}
         )
-    for router in (evaluation.router, model.router, health.router, page.router):
+        app.include_router(
+            inference_protocol.infer_router,
+            dependencies=[api_key],
+            responses={401: PROTOCOL_UNAUTHORIZED_RESPONSE},
+        )
+    for router in (
+        evaluation.router,
+        model.router,
+        health.router,
+        page.router,
+        inference_protocol.router,
+    ):
         app.include_router(router)
     # Middleware, innermost first (each add_middleware wraps the ones added before it): the
     # body guard; CORS outside it, so a browser can read its errors; every response gets its

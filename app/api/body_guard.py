@@ -95,7 +95,7 @@ class RequestBodyGuardMiddleware:
         if declared_length is not None and declared_length > self.max_body_bytes:
             if declared_length <= self._drain_bytes():
                 await _drain(timed_receive, declared_length)
-            await send_error(send, self._too_large())
+            await send_error(scope, send, self._too_large())
             return
         # With a declared length the server never delivers more than that many bytes.
         guarded_receive = timed_receive if declared_length is not None else counting_receive

@@ -7,6 +7,10 @@ The handlers here map, once for the whole app, the service's own exceptions
 ...) and any unexpected exception to that shape. Client-facing messages never carry a stack
 trace or a file path: an unexpected exception answers a fixed message and the server logs the
 traceback.
+
+The Open Inference Protocol routes (``/v2``, :mod:`app.api.routes.inference_protocol`) answer
+the same errors in that protocol's shape, ``{"error": "<message>"}``, with the same status,
+except that a request validation error is a 400 there.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ JSON_MEDIA_TYPE: Final = "application/json"
 _CLIENT_CLOSED_REQUEST: Final = 499
 
 
+INFERENCE_PROTOCOL_PREFIX: Final = "/v2"
+"""Path prefix of the Open Inference Protocol routes, whose errors take that protocol's shape."""
+
 API_KEY_CHALLENGE: Final = 'ApiKey header="X-API-Key"'
 """The ``WWW-Authenticate`` value of a 401: the key goes in the ``X-API-Key`` header."""
 
@@ -71,9 +78,13 @@ def error_headers(error: DigitServiceError) -> dict[str, str]:
     return {}
 
 
-async def send_error(send: Send, error: DigitServiceError) -> None:
-    """Answer a request straight from ASGI middleware with ``error``'s status and JSON body."""
-    body = error_body(error.code, error.message)
+async def send_error(scope: Scope, send: Send, error: DigitServiceError) -> None:
+    """Answer a request straight from ASGI middleware with ``error``'s status and JSON body (in
+    the Open Inference Protocol's shape on its routes)."""
+    if _is_inference_protocol_path(scope["path"]):
+        body = orjson.dumps({"error": error.message})
+    else:
+        body = error_body(error.code, error.message)
     headers = [
         (b"content-type", JSON_MEDIA_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
@@ -106,7 +117,7 @@ async def answer_errors_before_response(
     except error_type as error:
         if response_started:
             raise
-        await send_error(send, error)
+        await send_error(scope, send, error)
 
 
 def error_response(
@@ -119,6 +130,41 @@ def error_response(
         media_type=JSON_MEDIA_TYPE,
         headers=headers,
     )
+
+
+def protocol_error_response(
+    status_code: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """An error response in the Open Inference Protocol's shape, ``{"error": "<message>"}``."""
+    return Response(
+        content=orjson.dumps({"error": message}),
+        status_code=status_code,
+        media_type=JSON_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _is_inference_protocol_path(path: str) -> bool:
+    """Whether ``path`` is an Open Inference Protocol route's (``/v2``, ``/v2/...``)."""
+    return path == INFERENCE_PROTOCOL_PREFIX or path.startswith(INFERENCE_PROTOCOL_PREFIX + "/")
+
+
+def _is_inference_protocol(request: Request) -> bool:
+    """Whether ``request`` went to an Open Inference Protocol route."""
+    return _is_inference_protocol_path(request.url.path)
+
+
+def _answer(
+    request: Request,
+    status_code: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The error response in the shape of the route ``request`` went to."""
+    if _is_inference_protocol(request):
+        return protocol_error_response(status_code, message, headers)
+    return error_response(status_code, code, message, headers)
 
 
 def _status_code_name(status_code: int) -> str:
@@ -139,11 +185,11 @@ async def handle_service_error(request: Request, error: Exception) -> Response:
     if not isinstance(error, DigitServiceError):  # pragma: no cover - registration guarantees it
         raise error
     if isinstance(error, InputError | ServiceBusyError):
-        return error_response(
-            error.status_code, error.code, error.message, headers=error_headers(error)
+        return _answer(
+            request, error.status_code, error.code, error.message, headers=error_headers(error)
         )
     logger.error("service error on %s %s: %s", request.method, request.url.path, error.message)
-    return error_response(error.status_code, error.code, "the model is not available")
+    return _answer(request, error.status_code, error.code, "the model is not available")
 
 
 async def handle_request_validation_error(request: Request, error: Exception) -> Response:
@@ -154,7 +200,10 @@ async def handle_request_validation_error(request: Request, error: Exception) ->
     for issue in error.errors()[:5]:
         location = ".".join(str(part) for part in issue.get("loc", ()))
         problems.append(f"{location}: {issue.get('msg', 'invalid')}")
-    return error_response(422, "validation_error", "; ".join(problems) or "invalid request")
+    message = "; ".join(problems) or "invalid request"
+    if _is_inference_protocol(request):
+        return protocol_error_response(400, message)
+    return error_response(422, "validation_error", message)
 
 
 async def handle_http_exception(request: Request, error: Exception) -> Response:
@@ -168,13 +217,15 @@ async def handle_http_exception(request: Request, error: Exception) -> Response:
         message = f"method {request.method} is not allowed on {request.url.path}"
     else:
         message = error.detail if isinstance(error.detail, str) else _status_code_name(status_code)
-    return error_response(status_code, _status_code_name(status_code), message, error.headers)
+    return _answer(request, status_code, _status_code_name(status_code), message, error.headers)
 
 
 async def handle_client_disconnect(request: Request, error: Exception) -> Response:
     """The client hung up while sending its body: nothing to answer, nothing to log loudly."""
     logger.debug("client disconnected during %s %s", request.method, request.url.path)
-    return error_response(_CLIENT_CLOSED_REQUEST, "client_disconnected", "the client disconnected")
+    return _answer(
+        request, _CLIENT_CLOSED_REQUEST, "client_disconnected", "the client disconnected"
+    )
 
 
 async def handle_unexpected_error(request: Request, error: Exception) -> Response:
@@ -185,7 +236,7 @@ async def handle_unexpected_error(request: Request, error: Exception) -> Respons
     """
     request_id = current_request_id()
     headers = {"X-Request-ID": request_id} if request_id is not None else None
-    return error_response(500, "internal_error", "internal server error", headers)
+    return _answer(request, 500, "internal_error", "internal server error", headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -71,7 +71,12 @@ def install_cors(app: FastAPI, allow_origins: Sequence[str]) -> None:
         CORSMiddleware,
         allow_origins=list(allow_origins),
         allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER],
+        allow_headers=[
+            "Content-Type",
+            API_KEY_HEADER,
+            REQUEST_ID_HEADER,
+            "Inference-Header-Content-Length",
+        ],
         expose_headers=[REQUEST_ID_HEADER],
         allow_credentials=False,
         max_age=CORS_MAX_AGE_SECONDS,

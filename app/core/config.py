@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     API_KEY: SecretStr | None = Field(
         default=None,
         description=(
-            "When set, POST /predict and /predict/batch need this key in the `X-API-Key` header "
+            "When set, POST /predict, /predict/batch and the Open Inference Protocol's /infer "
+            "need this key in the `X-API-Key` header "
             f"(401 otherwise); at least {MIN_API_KEY_LENGTH} characters. Health, metrics, model "
             "and the page stay open."
         ),
