@@ -1,7 +1,9 @@
-# syntax=docker/dockerfile:1
 # Digit service image: the locked serving dependencies, the project and the committed model.
 #   docker build -t mnist-digit-service:1.0.0 .         (the `runtime` stage, the default)
 #   docker build --target train -t mnist-digit-service-train:1.0.0 .
+# With Podman or Buildah add `--format docker`: their default (OCI) image format has no
+# HEALTHCHECK and drops it. scripts/container-check builds and runs this file unmodified.
+# No `# syntax=` line: any builder's built-in Dockerfile frontend reads it, none is pulled.
 # Stages: `builder` installs the serving lockfile into /opt/venv before copying the source, so
 # the dependency layer is rebuilt only when requirements/serve.txt changes, then builds the
 # project wheel; `train` adds TensorFlow for `python -m training`; `runtime` is slim and non-root.
@@ -50,9 +52,11 @@ FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="mnist-digit-service" \
       org.opencontainers.image.description="Handwritten-digit recognition API (Keras dense MNIST model)" \
       org.opencontainers.image.licenses="MIT"
-RUN groupadd --system --gid 10001 app \
-    && useradd --system --no-log-init --uid 10001 --gid app --no-create-home \
-        --home-dir /nonexistent --shell /usr/sbin/nologin app
+# A system account with a fixed id above the system range (Kubernetes' runAsUser names it), so
+# that it never matches a user of the host; -K lets useradd take it without a warning.
+RUN groupadd --system --gid 10001 -K SYS_GID_MAX=10001 app \
+    && useradd --system --no-log-init --uid 10001 --gid app -K SYS_UID_MAX=10001 \
+        --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -61,9 +65,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     WEB_CONCURRENCY=1 \
     MODEL_DIR=/srv/models
 WORKDIR /srv
-# Owned by root and only readable by the app user: the service never writes its code or model.
-COPY --from=builder --chown=root:app /opt/venv /opt/venv
-COPY --chown=root:app models ./models
+# Owned by root and world-readable (files 644, folders 755), like any installed software: the
+# app user reads its code and model and cannot change them. They hold nothing secret.
+COPY --from=builder /opt/venv /opt/venv
+COPY models ./models
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \

@@ -1,8 +1,10 @@
 """Packaging tests: the Docker image's own start command serves the committed model, and the
 README, lockfiles, compose file and Kubernetes manifests agree with the service they describe.
 
-No Docker engine runs here, so the image's CMD, ENV and HEALTHCHECK are read from the Dockerfile
-and run outside Docker, with the image's paths mapped onto this checkout.
+No container engine runs in these tests, so the image's CMD, ENV and HEALTHCHECK are read from
+the Dockerfile and run outside a container, with the image's paths mapped onto this checkout.
+The image and the compose file are built and run for real by scripts/container-check (a step of
+CI of its own); the tests here keep that check in step with the files it runs.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class DockerStage:
     cmd: list[str] = field(default_factory=list)
     healthcheck: list[str] = field(default_factory=list)
     copy_sources: list[str] = field(default_factory=list)
+    copy_arguments: list[str] = field(default_factory=list)
+    run_commands: list[str] = field(default_factory=list)
 
 
 def _dockerfile_instructions(text: str) -> Iterator[tuple[str, str]]:
@@ -106,7 +110,11 @@ def parse_dockerfile(path: Path) -> list[DockerStage]:
         elif instruction == "HEALTHCHECK":
             exec_form = arguments[arguments.index("CMD") + len("CMD") :].strip()
             stage.healthcheck = json.loads(exec_form)
-        elif instruction == "COPY" and "--from=" not in arguments:
+        elif instruction == "RUN":
+            stage.run_commands.append(arguments)
+        if instruction == "COPY":
+            stage.copy_arguments.append(arguments)
+        if instruction == "COPY" and "--from=" not in arguments:
             words = [word for word in arguments.split() if not word.startswith("--")]
             stage.copy_sources.extend(words[:-1])
     return stages
@@ -362,6 +370,125 @@ def test_compose_train_writes_models_from_read_only_data(
     assert command[:3] == ["python", "-m", "training"]
     assert command[command.index("--data") + 1] == "/data/mnist"
     assert command[command.index("--output-dir") + 1] == "/models"
+
+
+def test_dockerfile_pulls_no_frontend_and_keeps_its_healthcheck_documented(
+    docker_stages: list[DockerStage],
+) -> None:
+    """No `# syntax=` directive (BuildKit would pull a frontend image: air-gapped builders
+    fail), and since the image has a HEALTHCHECK, the Dockerfile tells Podman and Buildah users
+    to build in docker format (their default OCI format drops it)."""
+    text = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert not re.search(r"^#\s*syntax\s*=", text, re.M | re.I)
+    assert any(stage.healthcheck for stage in docker_stages)
+    header = text[: text.index("\nFROM ")]
+    assert "--format docker" in header
+
+
+def _option_values(command: str, option: str) -> list[str]:
+    """The values of `--option VALUE` / `-K VALUE` in a shell command."""
+    words = shlex.split(command.replace("&&", " && "))
+    return [words[index + 1] for index, word in enumerate(words[:-1]) if word == option]
+
+
+def test_runtime_user_is_the_images_user_and_made_without_warnings(
+    runtime_stage: DockerStage,
+) -> None:
+    """groupadd and useradd make USER's ids as system ids, and raise SYS_GID_MAX and
+    SYS_UID_MAX to them, so that they do not warn that the ids are above the system range."""
+    user_id, group_id = runtime_stage.user.split(":")
+    (command,) = [run for run in runtime_stage.run_commands if "useradd" in run]
+    groupadd, useradd = command.split("&&")
+    assert _option_values(groupadd, "--gid") == [group_id]
+    assert _option_values(useradd, "--uid") == [user_id]
+    for part, key, value in (
+        (groupadd, "SYS_GID_MAX", group_id),
+        (useradd, "SYS_UID_MAX", user_id),
+    ):
+        assert "--system" in part
+        settings = dict(item.split("=", 1) for item in _option_values(part, "-K"))
+        assert int(settings.get(key, "999")) >= int(value), f"{key} below {value}: {part}"
+
+
+def test_runtime_code_and_model_belong_to_root(runtime_stage: DockerStage) -> None:
+    """What the runtime stage copies stays root's (no --chown to the app user), so the service
+    cannot change its own code or model; scripts/container-check checks the built image."""
+    assert runtime_stage.copy_arguments
+    for arguments in runtime_stage.copy_arguments:
+        owners = [word for word in arguments.split() if word.startswith("--chown=")]
+        assert all(
+            owner.removeprefix("--chown=").split(":")[0] in {"0", "root"} for owner in owners
+        )
+
+
+def _load_container_check() -> types.ModuleType:
+    """Import scripts/container_check.py, which is a script and not part of a package."""
+    spec = importlib.util.spec_from_file_location(
+        "container_check", REPO_ROOT / "scripts" / "container_check.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_container_check_runs_the_image_with_composes_constraints() -> None:
+    """The check's `podman run` of the image alone takes compose's constraints for `api`."""
+    container_check = _load_container_check()
+    (compose,) = _yaml_documents(REPO_ROOT / "docker-compose.yml")
+    api = compose["services"]["api"]
+    options = container_check.alone_run_options(api)
+    pairs = set(zip(options, options[1:], strict=False))
+    # Only compose's tmpfs mounts are writable, as with Docker (Podman adds /run, /var/tmp).
+    assert "--read-only" in options and "--read-only-tmpfs=false" in options
+    assert all(("--tmpfs", mount) in pairs for mount in api["tmpfs"])
+    assert ("--cap-drop", "ALL") in pairs
+    assert all(("--security-opt", option) in pairs for option in api["security_opt"])
+    limits = api["deploy"]["resources"]["limits"]
+    assert ("--memory", limits["memory"]) in pairs
+    assert ("--cpus", limits["cpus"]) in pairs
+    assert container_check.parse_duration(api["stop_grace_period"], 0) == 30
+    assert container_check.parse_duration("1m30s", 0) == 90
+    assert container_check.parse_bytes("1G") == 1 << 30
+    assert container_check.parse_bytes("512M") == 512 << 20
+    edge_image = compose["services"]["edge"]["image"]
+    assert container_check.fully_qualified(edge_image) == f"docker.io/library/{edge_image}"
+    assert container_check.fully_qualified("localhost/a:b") == "localhost/a:b"
+
+
+def test_container_check_is_a_ci_step_with_pinned_tools() -> None:
+    """.ci/run runs scripts/container-check; podman-compose is hash-pinned, at the versions of
+    the project's lockfile for the packages both have."""
+    script = REPO_ROOT / "scripts" / "container-check"
+    assert os.access(script, os.X_OK)
+    syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, check=False)
+    assert syntax.returncode == 0, syntax.stderr.decode()
+    assert "./scripts/container-check" in (REPO_ROOT / ".ci" / "run").read_text()
+    lock = (REPO_ROOT / "deploy" / "container" / "podman-compose.txt").read_text()
+    pins = {
+        canonicalize_name(match["name"]): match["version"]
+        for match in map(_PIN.match, lock.splitlines())
+        if match is not None
+    }
+    assert "podman-compose" in pins
+    requirement_lines = [line for line in lock.splitlines() if _PIN.match(line)]
+    assert lock.count("--hash=sha256:") >= len(requirement_lines)
+    development = _lockfile_pins("dev.txt")
+    for name, version in pins.items():
+        if name in development:
+            assert development[name] == version, f"{name}: podman-compose.txt and dev.txt disagree"
+
+
+def test_nginx_stand_in_matches_what_compose_expects_of_the_edge_image() -> None:
+    """The stand-in the check makes where the official nginx image cannot be pulled has the
+    user compose runs `edge` as, its stop signal, and curl for its healthcheck."""
+    (compose,) = _yaml_documents(REPO_ROOT / "docker-compose.yml")
+    edge = compose["services"]["edge"]
+    standin = (REPO_ROOT / "deploy" / "container" / "nginx-standin.Containerfile").read_text()
+    user_id, group_id = str(edge["user"]).split(":")
+    assert f"--uid {user_id}" in standin and f"--gid {group_id}" in standin
+    assert re.search(rf"^STOPSIGNAL {edge['stop_signal']}$", standin, re.M)
+    assert edge["healthcheck"]["test"][1] == "curl" and " curl" in standin
 
 
 def _k8s_resources() -> dict[str, dict[str, Any]]:
