@@ -549,7 +549,7 @@ def test_readme_commands_exist_as_scripts() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     for command in ("./scripts/serve", "./scripts/test", "docker compose up"):
         assert command in readme, f"the README does not show {command}"
-    for script in ("serve", "serve-edge", "test", "train", "lock", "audit"):
+    for script in ("serve", "serve-edge", "test", "train", "lock", "audit", "container-check"):
         path = REPO_ROOT / "scripts" / script
         assert os.access(path, os.X_OK), f"scripts/{script} is not executable"
         syntax = subprocess.run(["bash", "-n", str(path)], capture_output=True, check=False)
