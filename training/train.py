@@ -1,4 +1,16 @@
-"""Fit the dense network: seeded, a held-out validation split, fresh augmentation each epoch."""
+"""Fit the dense network: seeded, a held-out validation split, augmented digits, realistic
+renderings passed through the service's preprocessing, and knowledge distillation from a small
+convolutional teacher trained first by the same run.
+
+The steps of :func:`train_model`:
+
+1. hold out a validation split (never trained on, by the teacher either);
+2. add :mod:`training.realistic` renderings of training digits (cached);
+3. train the teacher (:func:`training.model.build_teacher_model`) on augmented digits;
+4. draw a few augmented views of the training digits, label each with a blend of its true
+   label and the teacher's softened prediction, and train the dense student on them, a
+   fresh shuffle of one view each epoch. Only the student is returned.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +25,12 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from app.model_contract import to_model_input
+from app.model_contract import NUM_CLASSES, to_model_input
 from training.augmentation import AugmentationSettings, augment_digits
 from training.datasets import DigitSet, split_validation
-from training.model import build_training_model, to_inference_model
+from training.model import build_teacher_model, build_training_model, to_inference_model
 from training.profiles import TrainingProfile
+from training.realistic import render_realistic_digits
 
 
 class AugmentedBatches(keras.utils.PyDataset):  # type: ignore[misc]
@@ -70,6 +83,71 @@ class AugmentedBatches(keras.utils.PyDataset):  # type: ignore[misc]
         self._epochs_begun += 1
 
 
+class DistilledBatches(keras.utils.PyDataset):  # type: ignore[misc]
+    """Training batches for the student: augmented views labelled by the teacher.
+
+    ``views`` augmented copies of the digits are drawn once (seeded); each copy's target is
+    ``(1 - weight) * one_hot(label) + weight * teacher_probabilities ** (1 / temperature)``
+    (renormalised); ``clean_fraction`` of the digits of each view stay undistorted. Each epoch
+    takes the next view in a fresh shuffle, so the teacher runs ``views`` times rather than
+    once per epoch.
+    """
+
+    def __init__(
+        self,
+        digits: DigitSet,
+        batch_size: int,
+        augmentation: AugmentationSettings,
+        seed: int,
+        *,
+        teacher: Any,
+        views: int,
+        weight: float,
+        temperature: float,
+        clean_fraction: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self._batch_size = batch_size
+        self._random = np.random.default_rng(seed)
+        self._count = len(digits)
+        one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[digits.labels]
+        self._images: list[NDArray[np.uint8]] = []
+        self._targets: list[NDArray[np.float32]] = []
+        for _ in range(views):
+            images = augment_digits(digits.images, augmentation, self._random)
+            clean = self._random.random(self._count) < clean_fraction
+            images[clean] = digits.images[clean]
+            soft = teacher.predict(to_model_input(images), batch_size=1024, verbose=0)
+            soft = np.power(np.clip(soft, 1e-7, 1.0), 1.0 / temperature)
+            soft /= soft.sum(axis=1, keepdims=True)
+            self._images.append(images)
+            self._targets.append(((1.0 - weight) * one_hot + weight * soft).astype(np.float32))
+        self._epochs_begun = 0
+        self._view = 0
+        self._order = self._random.permutation(self._count)
+
+    @property
+    def num_batches(self) -> int:
+        """Batches per epoch; the last one may be smaller."""
+        return math.ceil(self._count / self._batch_size)
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return self.num_batches
+
+    def __getitem__(self, index: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Return batch ``index`` of the current epoch as (inputs, soft targets)."""
+        chosen = self._order[index * self._batch_size : (index + 1) * self._batch_size]
+        return to_model_input(self._images[self._view][chosen]), self._targets[self._view][chosen]
+
+    def on_epoch_begin(self) -> None:
+        """Move to the next view in a fresh order, except for the first epoch."""
+        if self._epochs_begun > 0:
+            self._view = (self._view + 1) % len(self._images)
+            self._order = self._random.permutation(self._count)
+        self._epochs_begun += 1
+
+
 @dataclass(frozen=True)
 class TrainingResult:
     """A trained inference model and how its training went."""
@@ -79,9 +157,14 @@ class TrainingResult:
     history: dict[str, list[float]]
     """Per-epoch values logged by Keras: ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``."""
     seconds: float
-    """Wall-clock time of the fit itself, excluding data loading and evaluation."""
+    """Wall-clock time of the whole training (renderings, teacher and student), excluding data
+    loading and evaluation."""
     train_size: int
     validation_size: int
+    realistic_size: int = 0
+    """Rendered-and-preprocessed digits added to the training digits."""
+    teacher_validation_accuracy: float | None = None
+    """The teacher's accuracy on the validation split (None without a teacher)."""
 
     @property
     def validation_accuracy(self) -> float:
@@ -100,38 +183,106 @@ def validation_size_for(train_size: int, profile: TrainingProfile) -> int:
     return max(1, min(profile.validation_size, train_size // 10))
 
 
+def _cosine_adam(initial: float, final: float, steps: int) -> Any:
+    """Adam whose learning rate follows a cosine from ``initial`` to ``final`` over ``steps``."""
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=initial, decay_steps=max(1, steps), alpha=final / initial
+    )
+    return keras.optimizers.Adam(learning_rate=schedule)
+
+
+def train_teacher(
+    digits: DigitSet,
+    validation: tuple[NDArray[np.float32], NDArray[np.int32]],
+    profile: TrainingProfile,
+    seed: int,
+) -> tuple[Any, float]:
+    """Train the convolutional teacher on augmented ``digits``; return it and its validation
+    accuracy."""
+    batches = AugmentedBatches(digits, profile.batch_size, profile.teacher_augmentation, seed + 1)
+    teacher = build_teacher_model()
+    teacher.compile(
+        optimizer=_cosine_adam(
+            profile.teacher_learning_rate,
+            profile.final_learning_rate,
+            profile.teacher_epochs * batches.num_batches,
+        ),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    teacher.fit(
+        batches,
+        epochs=profile.teacher_epochs,
+        shuffle=False,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    _, accuracy = teacher.evaluate(*validation, batch_size=1024, verbose=0)
+    return teacher, float(accuracy)
+
+
 def train_model(train_digits: DigitSet, profile: TrainingProfile, seed: int) -> TrainingResult:
     """Train the seed's network on ``train_digits`` according to ``profile``.
 
     A seeded shuffle holds out a validation split that is monitored after every epoch (it is
-    never trained on). Adam's learning rate follows a cosine from ``profile.learning_rate`` down
-    to ``profile.final_learning_rate`` over all steps.
+    never trained on). Realistic renderings of the other training digits join them
+    (``profile.realistic_count``); with ``profile.teacher_epochs`` a convolutional teacher is
+    trained first and the dense network learns from its soft predictions. Adam's learning rate
+    follows a cosine from ``profile.learning_rate`` down to ``profile.final_learning_rate``.
     """
     make_reproducible(seed)
+    started = time.perf_counter()
     fit_digits, validation_digits = split_validation(
         train_digits, validation_size_for(len(train_digits), profile), seed
     )
-    batches = AugmentedBatches(fit_digits, profile.batch_size, profile.augmentation, seed)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=profile.learning_rate,
-        decay_steps=profile.epochs * batches.num_batches,
-        alpha=profile.final_learning_rate / profile.learning_rate,
-    )
+    realistic = render_realistic_digits(fit_digits, profile.realistic_count, seed)
+    if len(realistic):
+        fit_digits = DigitSet(
+            images=np.concatenate([fit_digits.images, realistic.images]),
+            labels=np.concatenate([fit_digits.labels, realistic.labels]),
+        )
+    validation_inputs = to_model_input(validation_digits.images)
+    validation_labels = validation_digits.labels.astype(np.int32)
+
+    teacher_accuracy: float | None = None
+    batches: AugmentedBatches | DistilledBatches
+    if profile.teacher_epochs > 0:
+        teacher, teacher_accuracy = train_teacher(
+            fit_digits, (validation_inputs, validation_labels), profile, seed
+        )
+        batches = DistilledBatches(
+            fit_digits,
+            profile.batch_size,
+            profile.augmentation,
+            seed,
+            teacher=teacher,
+            views=profile.distillation_views,
+            weight=profile.distillation_weight,
+            temperature=profile.distillation_temperature,
+            clean_fraction=profile.clean_fraction,
+        )
+        loss = "categorical_crossentropy"
+        validation_targets: NDArray[np.generic] = np.eye(NUM_CLASSES, dtype=np.float32)[
+            validation_labels
+        ]
+    else:
+        batches = AugmentedBatches(fit_digits, profile.batch_size, profile.augmentation, seed)
+        loss = "sparse_categorical_crossentropy"
+        validation_targets = validation_labels
+
     training_model = build_training_model(profile.dropout_rate)
     training_model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=schedule),
-        loss="sparse_categorical_crossentropy",
+        optimizer=_cosine_adam(
+            profile.learning_rate,
+            profile.final_learning_rate,
+            profile.epochs * batches.num_batches,
+        ),
+        loss=loss,
         metrics=["accuracy"],
     )
-    validation_data = (
-        to_model_input(validation_digits.images),
-        validation_digits.labels.astype(np.int32),
-    )
-    started = time.perf_counter()
     fit_history = training_model.fit(
         batches,
         epochs=profile.epochs,
-        validation_data=validation_data,
+        validation_data=(validation_inputs, validation_targets),
         shuffle=False,
         verbose=1 if sys.stdout.isatty() else 2,
     )
@@ -145,4 +296,6 @@ def train_model(train_digits: DigitSet, profile: TrainingProfile, seed: int) -> 
         seconds=seconds,
         train_size=len(fit_digits),
         validation_size=len(validation_digits),
+        realistic_size=len(realistic),
+        teacher_validation_accuracy=teacher_accuracy,
     )

@@ -3,15 +3,22 @@ its longest side 20 pixels, centred by centre of mass.
 
 :func:`to_mnist_digit` chains small pure steps, each usable and tested on its own:
 
-1. :func:`standardise_mode` and :func:`reduce_to_working_size`: one of a few standard modes,
-   large images box-averaged down (and, for a small digit, :func:`detail_region` to look again).
+1. :func:`standardise_mode` and :func:`reduce_to_working_size`: one of a few standard modes
+   (colour read through its luma, or through the colour channel that shows the strokes when
+   the luma hides them), large images box-averaged down (and, for a small digit,
+   :func:`detail_region` to look again).
 2. :func:`grey_and_alpha` then :func:`composite_on_contrasting_background`: transparent regions
    become the colour that contrasts with the opaque strokes, so a canvas export keeps its ink.
 3. :func:`estimate_background`: the paper (or board, or screen) level, fitted as a smooth surface
-   to the image's border, which also absorbs uneven lighting, with the noise around it.
+   to the image's border, which also absorbs uneven lighting, with the noise around it; a
+   shadow or a paper edge along one side does not bend it.
 4. :func:`extract_ink`: ink is whatever departs from the background in the dominant direction,
    so dark-on-light and light-on-dark both become bright-on-dark.
-5. :func:`suppress_specks`: keep the main ink region and the parts near it, drop stray marks.
+5. :func:`suppress_specks`: ink regions are found as strokes (at a level relative to the
+   solid ink, so fainter grid lines, grey boxes and shadows do not form them); paper edges
+   and page borders along the image's edge and boxes drawn around the digit are not strokes;
+   keep the main ink region and the parts near it, drop stray marks. A digit inside a filled
+   grey box or frame is looked for again inside it (:func:`extract_digit_ink`).
 6. :func:`normalise_contrast`: robust percentiles map the noise floor to 0 and solid ink to 1.
 7. :func:`crop_to_ink`, then :func:`shrink_for_stroke_matching` and :func:`match_stroke_width`
    bring hairlines and marker strokes to MNIST's stroke width, and :func:`scale_to_box` and
@@ -30,7 +37,13 @@ from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
 from app.errors import NoDigitFoundError
-from app.imaging.components import describe_regions, find_runs, paint_regions
+from app.imaging.components import (
+    InkRuns,
+    RegionTable,
+    describe_regions,
+    find_runs,
+    paint_regions,
+)
 from app.imaging.working_size import working_size
 from app.model_contract import IMAGE_SIDE, PIXEL_MAX
 
@@ -49,6 +62,10 @@ BORDER_FRACTION = 0.03
 MAX_BORDER_SAMPLES = 2048
 """At most this many border pixels enter the background fit."""
 
+NEIGHBOUR_NOISE_FACTOR = 2.0
+"""The background noise is at most this many times the noise measured between neighbouring
+border pixels (:func:`_neighbour_noise`)."""
+
 MIN_INK_CONTRAST = 0.05
 """Ink must depart from the background by at least this much (of full scale) to count."""
 
@@ -66,6 +83,47 @@ ANALYSIS_MAX_SIDE = 128
 
 BRIDGE_PIXELS = 1
 """Pieces of ink at most twice this many pooled pixels apart form one region (broken strokes)."""
+
+RELATIVE_INK_LEVEL = 0.35
+"""Ink regions are found at this fraction of the solid ink level (at least): grid lines, ruled
+lines, a grey box, a shadow or JPEG halos are fainter than the pen that drew the digit, so they
+fall apart into nothing while the strokes stay whole."""
+
+SOLID_REGION_PERCENTILE = 90.0
+"""The solid ink level for :data:`RELATIVE_INK_LEVEL`: this percentile of the visible ink."""
+
+EDGE_LINE_SPAN = 0.8
+EDGE_LINE_THICKNESS = 0.12
+"""A region touching the image's edge that spans at least :data:`EDGE_LINE_SPAN` of the image
+one way and at most :data:`EDGE_LINE_THICKNESS` of it the other way is a paper edge, a page
+border or a shading step, not a stroke."""
+
+OUTLINE_MIN_FRACTION = 0.3
+OUTLINE_BAND = 0.12
+OUTLINE_INSIDE_FRACTION = 0.05
+"""A box drawn around the digit (:func:`_outline_boxes`): a region at least
+:data:`OUTLINE_MIN_FRACTION` of the image's shorter side in both directions, with ink in its
+four corners and at most :data:`OUTLINE_INSIDE_FRACTION` of its pixels inside the band of
+:data:`OUTLINE_BAND` of its size along its edges."""
+
+COLOUR_CHANNEL_GAIN = 1.5
+"""A colour image is read through the one colour channel (red, green or blue) whose contrast
+beats its luma's by this factor: yellow ink on light blue has almost no luma contrast."""
+
+COLOUR_PROBE_SIDE = 64
+"""The colour contrast is compared on a thumbnail of at most this many pixels a side."""
+
+FRAME_INK_LEVEL = 0.1
+MIN_FRAME_SIDE = 48
+FRAME_COVERAGE = 0.7
+FRAME_DEPARTURE = 0.25
+FRAME_STRUCTURE = 0.01
+FRAME_INSET = 0.04
+"""A filled frame (:func:`filled_frame_interior`): ink above :data:`FRAME_INK_LEVEL` covers at
+least :data:`FRAME_COVERAGE` of a box at least :data:`MIN_FRAME_SIDE` pixels a side, and at
+least :data:`FRAME_STRUCTURE` of it exceeds the frame's median by more than
+:data:`FRAME_DEPARTURE` (a pen stroke on a grey box); its interior is the box inset by
+:data:`FRAME_INSET` of its size."""
 
 MIN_PART_MASS_FRACTION = 0.01
 """A region smaller than this fraction of the main region's area is always a speck."""
@@ -159,10 +217,12 @@ def to_mnist_digit(image: Image.Image | NDArray[np.uint8]) -> NDArray[np.uint8]:
             return pixels.copy()
     standard = standardise_mode(image)
     working = reduce_to_working_size(standard)
-    ink = extract_clean_ink(working)
-    region = detail_region(ink.shape, standard.size, crop_box(ink))
+    ink, (offset_top, offset_left) = extract_digit_ink(working)
+    top, left, bottom, right = crop_box(ink)
+    box = (top + offset_top, left + offset_left, bottom + offset_top, right + offset_left)
+    region = detail_region((working.height, working.width), standard.size, box)
     if region is not None:
-        ink = extract_clean_ink(reduce_to_working_size(standard.crop(region)))
+        ink, _ = extract_digit_ink(reduce_to_working_size(standard.crop(region)))
     digit = crop_to_ink(ink)
     digit = shrink_for_stroke_matching(digit)
     digit = match_stroke_width(digit)
@@ -209,15 +269,73 @@ def is_mnist_format(pixels: NDArray[np.uint8]) -> bool:
     )
 
 
+def extract_digit_ink(image: Image.Image) -> tuple[FloatImage, tuple[int, int]]:
+    """The digit's ink in ``image`` (see :func:`extract_clean_ink`), looking inside a box.
+
+    A digit written inside a grey box, on a sheet of paper lying on a dark table or in any
+    other filled frame makes the whole frame stand out from the image's border: what comes
+    out is a filled rectangle (:func:`filled_frame_interior`). Then the ink is extracted again
+    from the frame's interior, against the frame's own background. Returns the ink and where
+    its top-left corner lies in ``image`` (row, column).
+    """
+    ink, background, threshold = _ink_without_specks(image)
+    interior = filled_frame_interior(ink)
+    if interior is not None:
+        top, left, bottom, right = interior
+        try:
+            inner = extract_clean_ink(image.crop((left, top, right, bottom)))
+        except NoDigitFoundError:
+            pass
+        else:
+            return inner, (top, left)
+    return normalise_contrast(ink, noise=background.noise, threshold=threshold), (0, 0)
+
+
+def filled_frame_interior(ink: FloatImage) -> tuple[int, int, int, int] | None:
+    """The interior (top, left, bottom, right) of a filled frame that ``ink`` (in any units;
+    levels are relative to its maximum) shows, or None.
+
+    A frame is a region of at least :data:`MIN_FRAME_SIDE` pixels whose box is mostly covered
+    (:data:`FRAME_COVERAGE`) by a fill that strokes stronger than it cross
+    (:data:`FRAME_STRUCTURE`), unlike a digit, which leaves most of its box empty, or a bold
+    digit or blot, whose ink is its strongest. The interior is the box inset by
+    :data:`FRAME_INSET` of its size.
+    """
+    peak = float(ink.max())
+    if peak <= 0.0:
+        return None
+    top, left, bottom, right = crop_box(ink, FRAME_INK_LEVEL * peak)
+    height, width = bottom - top, right - left
+    if min(height, width) < MIN_FRAME_SIDE:
+        return None
+    region = ink[top:bottom, left:right] * np.float32(1.0 / peak)
+    covered = region[region > np.float32(FRAME_INK_LEVEL)]
+    if covered.size < FRAME_COVERAGE * region.size:
+        return None
+    stronger = covered > np.float32(np.median(covered) + FRAME_DEPARTURE)
+    if float(np.mean(stronger)) < FRAME_STRUCTURE:
+        return None
+    inset = max(2, round(FRAME_INSET * max(height, width)))
+    if min(height, width) <= 4 * inset:
+        return None
+    return top + inset, left + inset, bottom - inset, right - inset
+
+
 def extract_clean_ink(image: Image.Image) -> FloatImage:
     """The digit's ink, bright on black in [0, 1], specks removed, at the size of ``image`` (a
     standard-mode image, see :func:`standardise_mode`)."""
+    ink, background, threshold = _ink_without_specks(image)
+    return normalise_contrast(ink, noise=background.noise, threshold=threshold)
+
+
+def _ink_without_specks(image: Image.Image) -> tuple[FloatImage, Background, float]:
+    """The ink of a standard-mode image before contrast normalisation, specks removed, with
+    the background and the detection threshold it was measured against."""
     grey, alpha = grey_and_alpha(image)
     grey = composite_on_contrasting_background(grey, alpha)
     background = estimate_background(grey)
     ink, threshold = extract_ink(grey, background)
-    ink = suppress_specks(ink, threshold)
-    return normalise_contrast(ink, noise=background.noise, threshold=threshold)
+    return suppress_specks(ink, threshold), background, threshold
 
 
 def detail_region(
@@ -254,13 +372,17 @@ def standardise_mode(image: Image.Image) -> Image.Image:
     """The image in mode ``L`` (grey), ``LA`` or ``RGBA`` (with transparency) or, for more than
     8 bits, ``F``.
 
-    Colour without transparency becomes its luma at once (ITU-R 601, as Pillow converts), so
-    that every later step handles one channel; palette and single-colour transparency become an
+    Colour without transparency (or with an alpha channel that is opaque everywhere) becomes
+    one grey channel at once, its luma (ITU-R 601, as Pillow converts) or, when that hides the
+    strokes, its most contrasting colour channel (:func:`_most_contrasting_channel`), so that
+    every later step handles one channel; palette and single-colour transparency become an
     alpha channel; 16- and 32-bit integer and float images become ``F`` scaled to [0, 1].
     """
     mode = image.mode
     if mode in ("L", "RGB") and "transparency" in image.info:
         return image.convert("RGBA")
+    if mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255):
+        return _most_contrasting_channel(image.convert("RGB"))
     if mode in ("L", "LA", "RGBA"):
         return image
     if mode in ("P", "PA"):
@@ -271,9 +393,34 @@ def standardise_mode(image: Image.Image) -> Image.Image:
         return image.convert("RGBA")
     if mode.startswith("I") or mode == "F":
         return _high_depth_to_unit_range(image)
-    if mode in ("1", "RGB"):
+    if mode == "RGB":
+        return _most_contrasting_channel(image)
+    if mode == "1":
         return image.convert("L")
-    return image.convert("RGB").convert("L")
+    return _most_contrasting_channel(image.convert("RGB"))
+
+
+def _most_contrasting_channel(image: Image.Image) -> Image.Image:
+    """An RGB image as one grey channel: its luma, or the colour channel (red, green or blue)
+    whose contrast is :data:`COLOUR_CHANNEL_GAIN` times the luma's.
+
+    Contrast is the spread of a thumbnail's values around their median (its 99.5th percentile
+    of absolute departures), which the background dominates and the strokes stretch.
+    """
+    factor = max(1, max(image.size) // COLOUR_PROBE_SIDE)
+    thumbnail = np.asarray(image.reduce(factor) if factor > 1 else image, dtype=np.float32)
+    red, green, blue = thumbnail[..., 0], thumbnail[..., 1], thumbnail[..., 2]
+    luma = red * np.float32(0.299) + green * np.float32(0.587) + blue * np.float32(0.114)
+    contrasts = [_contrast(channel) for channel in (luma, red, green, blue)]
+    best = int(np.argmax(contrasts[1:])) + 1
+    if contrasts[best] > COLOUR_CHANNEL_GAIN * contrasts[0] + 1.0:
+        return image.getchannel(best - 1)
+    return image.convert("L")
+
+
+def _contrast(values: NDArray[np.float32]) -> float:
+    """How far the strongest values depart from the median (99.5th percentile of departures)."""
+    return float(np.percentile(np.abs(values - np.median(values)), 99.5))
 
 
 def reduce_to_working_size(standard: Image.Image) -> Image.Image:
@@ -325,9 +472,12 @@ def composite_on_contrasting_background(grey: FloatImage, alpha: FloatImage | No
 def estimate_background(grey: FloatImage) -> Background:
     """Fit the background as a smooth (quadratic) surface to the image's border ring.
 
-    The fit is robust: border pixels far from the surface (ink touching the edge) are dropped and
-    the fit repeated. The noise is the robust spread of the remaining border pixels around it.
-    A uniform border, the common case for drawings, takes a fast path.
+    The fit is robust: it starts from the border pixels near their median level, then border
+    pixels far from the surface (ink touching the edge, a shadow, the table beyond the paper's
+    edge) are dropped and the fit repeated. The noise is the robust spread of the remaining
+    border pixels around it, at most :data:`NEIGHBOUR_NOISE_FACTOR` times the spread between
+    neighbouring border pixels. A uniform border, the common case for drawings, takes a fast
+    path.
     """
     height, width = grey.shape
     ring = max(1, round(BORDER_FRACTION * min(height, width)))
@@ -354,7 +504,13 @@ def estimate_background(grey: FloatImage) -> Background:
         ],
         axis=1,
     )
-    inliers = np.ones(values.size, dtype=bool)
+    # Start from the border pixels near the typical level, so that a minority at another level
+    # (a shadow or the table beyond the paper's edge along one side) does not bend the first fit.
+    inliers = np.abs(values - np.median(values)) <= max(
+        3.0 * _robust_spread(values), 2.0 / PIXEL_MAX
+    )
+    if inliers.sum() < values.size // 2:
+        inliers = np.ones(values.size, dtype=bool)
     coefficients = np.zeros(design.shape[1])
     noise = 0.0
     for _ in range(4):
@@ -366,6 +522,9 @@ def estimate_background(grey: FloatImage) -> Background:
             break
         inliers = updated
 
+    # A step in the border (a paper edge, a shadow, a grid line) inflates the spread around a
+    # smooth surface; the spread between neighbouring pixels is not fooled by it.
+    noise = min(noise, NEIGHBOUR_NOISE_FACTOR * _neighbour_noise(grey, ring))
     u = np.linspace(-1.0, 1.0, width)
     v = np.linspace(-1.0, 1.0, height)
     c0, cu, cv, cuu, cvv, cuv = (float(value) for value in coefficients)
@@ -420,9 +579,12 @@ def normalise_contrast(ink: FloatImage, *, noise: float, threshold: float) -> Fl
 def suppress_specks(ink: FloatImage, threshold: float) -> FloatImage:
     """Keep the main ink region and the regions that belong with it; zero everything else.
 
-    Regions are connected areas of ink above ``threshold``, found on a mask max-pooled to at most
-    :data:`ANALYSIS_MAX_SIDE` pixels a side, pieces at most :data:`BRIDGE_PIXELS` pooled pixels
-    apart counting as one. The largest region is the digit's main stroke. Another region joins
+    Regions are connected areas of ink above ``threshold`` and above :data:`RELATIVE_INK_LEVEL`
+    of the solid ink (so that strokes, not fainter grid lines, boxes or shadows, make regions),
+    found on a mask max-pooled to at most :data:`ANALYSIS_MAX_SIDE` pixels a side, pieces at most
+    :data:`BRIDGE_PIXELS` pooled pixels apart counting as one. Thin regions along the image's
+    edge (:func:`_edge_lines`: paper edges, page borders) are not strokes while anything else
+    is there. The largest remaining region is the digit's main stroke. Another region joins
     the digit if it is close (:data:`NEAR_GAP_FRACTION`), or if it is a large part, like the
     bar of a 5, not too far away (:data:`LARGE_PART_FRACTION`, :data:`MAX_PART_GAP_FRACTION`);
     small marks further away are specks. Faint halo pixels next to a kept region stay.
@@ -432,19 +594,29 @@ def suppress_specks(ink: FloatImage, threshold: float) -> FloatImage:
     """
     height, width = ink.shape
     pool = -(-max(height, width) // ANALYSIS_MAX_SIDE)
-    visible = _max_pool(ink, pool) > np.float32(threshold)
+    pooled = _max_pool(ink, pool)
+    level = np.float32(threshold)
+    above = pooled[pooled > level]
+    if above.size:
+        solid = float(np.percentile(above, SOLID_REGION_PERCENTILE))
+        level = np.float32(max(threshold, RELATIVE_INK_LEVEL * solid))
+    visible = pooled > level
     bridged = _dilate(visible, BRIDGE_PIXELS)
     runs = find_runs(bridged)
     table = describe_regions(runs, visible.astype(np.float32))
     if len(table) == 0:
         raise NoDigitFoundError("no digit found: the image holds no strokes")
+    masses = table.masses
+    not_strokes = _edge_lines(table, visible.shape) | _outline_boxes(runs, table, visible.shape)
+    if not_strokes.any() and not not_strokes.all():
+        masses = np.where(not_strokes, 0.0, masses)
 
     # Only regions above the speck mass can join the digit; there are few, however noisy the
     # image, so they are examined one by one.
-    main_index = int(np.argmax(table.masses))
+    main_index = int(np.argmax(masses))
     main = table.region(main_index)
-    candidates = np.flatnonzero(table.masses >= MIN_PART_MASS_FRACTION * main.mass)
-    order = candidates[np.argsort(-table.masses[candidates], kind="stable")]
+    candidates = np.flatnonzero(masses >= max(MIN_PART_MASS_FRACTION * main.mass, 1e-9))
+    order = candidates[np.argsort(-masses[candidates], kind="stable")]
     keep = np.zeros(len(table), dtype=bool)
     keep[main_index] = True
     top, left, bottom, right = main.top, main.left, main.bottom, main.right
@@ -482,6 +654,49 @@ def suppress_specks(ink: FloatImage, threshold: float) -> FloatImage:
             "no digit found: the image holds only specks too small to be a digit"
         )
     return cleaned
+
+
+def _edge_lines(table: RegionTable, shape: tuple[int, int]) -> NDArray[np.bool_]:
+    """Which regions are thin lines along the image's edge (see :data:`EDGE_LINE_SPAN`)."""
+    height, width = shape
+    heights = table.bottoms - table.tops
+    widths = table.rights - table.lefts
+    near_top = table.bottoms <= EDGE_LINE_THICKNESS * height
+    near_bottom = table.tops >= (1.0 - EDGE_LINE_THICKNESS) * height
+    near_left = table.rights <= EDGE_LINE_THICKNESS * width
+    near_right = table.lefts >= (1.0 - EDGE_LINE_THICKNESS) * width
+    horizontal = (widths >= EDGE_LINE_SPAN * width) & (near_top | near_bottom)
+    vertical = (heights >= EDGE_LINE_SPAN * height) & (near_left | near_right)
+    lines: NDArray[np.bool_] = horizontal | vertical
+    return lines
+
+
+def _outline_boxes(runs: InkRuns, table: RegionTable, shape: tuple[int, int]) -> NDArray[np.bool_]:
+    """Which regions are drawn or printed boxes around the digit: large outlines whose four
+    corners hold ink and whose inside (the box inset by :data:`OUTLINE_BAND` of its size) holds
+    almost none of it (a 0 has empty corners)."""
+    boxes = np.zeros(len(table), dtype=bool)
+    heights = table.bottoms - table.tops
+    widths = table.rights - table.lefts
+    large = np.minimum(heights, widths) >= OUTLINE_MIN_FRACTION * min(shape)
+    for index in np.flatnonzero(large).tolist():
+        keep = np.zeros(len(table), dtype=bool)
+        keep[index] = True
+        top, left = int(table.tops[index]), int(table.lefts[index])
+        mask = paint_regions(runs, keep, shape)[
+            top : table.bottoms[index], left : table.rights[index]
+        ]
+        height, width = mask.shape
+        band = max(1, round(OUTLINE_BAND * min(height, width)))
+        corners = (
+            mask[:band, :band].any()
+            and mask[:band, -band:].any()
+            and mask[-band:, :band].any()
+            and mask[-band:, -band:].any()
+        )
+        inside = int(mask[band:-band, band:-band].sum())
+        boxes[index] = bool(corners) and inside <= OUTLINE_INSIDE_FRACTION * int(mask.sum())
+    return boxes
 
 
 def crop_box(ink: FloatImage, level: float = 0.0) -> tuple[int, int, int, int]:
@@ -684,6 +899,16 @@ def _robust_spread(values: NDArray[np.floating]) -> float:
         return 0.0
     deviations = np.abs(values - np.median(values))
     return float(1.4826 * np.median(deviations))
+
+
+def _neighbour_noise(grey: FloatImage, ring: int) -> float:
+    """The noise of the border ring from differences between horizontally neighbouring pixels
+    (robust spread, divided by the square root of 2)."""
+    bands = (grey[:ring], grey[-ring:], grey[ring:-ring, :ring], grey[ring:-ring, -ring:])
+    differences = [np.diff(band, axis=1).ravel() for band in bands if band.shape[1] > 1]
+    if not differences:
+        return 0.0
+    return _robust_spread(np.concatenate(differences)) / float(np.sqrt(2.0))
 
 
 def _border_coordinates(

@@ -574,3 +574,61 @@ def test_to_mnist_digit_raises_only_no_digit_found_for_arbitrary_floats(
     except NoDigitFoundError:
         return
     assert digit.shape == (28, 28)
+
+
+# --- real photos and scans: what is not ink ------------------------------------------------------
+
+
+def test_to_mnist_digit_reads_a_digit_inside_a_filled_grey_box(three: NDArray[np.uint8]) -> None:
+    # A scanned form: the digit written in a grey box on a white page.
+    grey = np.full((800, 600), 0.96, dtype=np.float32)
+    grey[250:600, 120:470] = 0.6
+    coverage = on_canvas(enlarged_ink(three, 240), (600, 800), (200, 300), paper=0.0, pen=1.0)
+    grey = grey * (1 - coverage) + 0.05 * coverage
+    digit = to_mnist_digit(to_grey_image(grey))
+    assert correlation(digit, three) > 0.85
+
+
+def test_to_mnist_digit_ignores_a_box_drawn_around_the_digit(three: NDArray[np.uint8]) -> None:
+    page = Image.new("L", (600, 500), 240)
+    ImageDraw.Draw(page).rectangle((100, 80, 480, 430), outline=60, width=4)
+    grey = np.asarray(page, dtype=np.float32) / 255
+    coverage = on_canvas(enlarged_ink(three, 220), (600, 500), (200, 140), paper=0.0, pen=1.0)
+    grey = grey * (1 - coverage) + 0.05 * coverage
+    digit = to_mnist_digit(to_grey_image(grey))
+    assert correlation(digit, three) > 0.85
+
+
+def test_to_mnist_digit_ignores_grid_lines_fainter_than_the_pen(
+    three: NDArray[np.uint8],
+) -> None:
+    grey = np.full((400, 400), 0.85, dtype=np.float32)
+    for line in range(20, 400, 60):
+        grey[line : line + 2, :] = 0.72
+        grey[:, line : line + 2] = 0.72
+    coverage = on_canvas(enlarged_ink(three, 200), (400, 400), (120, 100), paper=0.0, pen=1.0)
+    grey = grey * (1 - coverage) + 0.1 * coverage
+    digit = to_mnist_digit(to_grey_image(grey))
+    assert correlation(digit, three) > 0.85
+
+
+def test_to_mnist_digit_ignores_a_paper_edge_along_the_border(three: NDArray[np.uint8]) -> None:
+    grey = np.full((480, 400), 0.8, dtype=np.float32)
+    grey[468:, :] = 0.45  # The table below the sheet's edge.
+    coverage = on_canvas(enlarged_ink(three, 200), (400, 480), (110, 120), paper=0.0, pen=1.0)
+    grey = grey * (1 - coverage) + 0.2 * coverage
+    digit = to_mnist_digit(to_grey_image(grey))
+    assert correlation(digit, three) > 0.85
+
+
+def test_standardise_mode_reads_colour_strokes_without_luma_contrast(
+    three: NDArray[np.uint8],
+) -> None:
+    # Yellow strokes on light blue: their lumas differ by a few grey levels only.
+    coverage = on_canvas(enlarged_ink(three, 260), (500, 400), (150, 50), paper=0.0, pen=1.0)
+    paper = np.array([153, 217, 234], dtype=np.float32)
+    pen = np.array([255, 201, 14], dtype=np.float32)
+    pixels = paper * (1 - coverage[..., np.newaxis]) + pen * coverage[..., np.newaxis]
+    image = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), mode="RGB")
+    assert standardise_mode(image).mode == "L"
+    assert correlation(to_mnist_digit(image), three) > 0.85

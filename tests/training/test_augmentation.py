@@ -10,6 +10,9 @@ from training.augmentation import (
     AugmentationSettings,
     affine_transform_digits,
     augment_digits,
+    elastic_displacements,
+    thicken_strokes,
+    thin_strokes,
 )
 
 
@@ -82,3 +85,39 @@ def test_augment_digits_without_settings_returns_copy() -> None:
 def test_augmentation_settings_refuse_large_rotation() -> None:
     with pytest.raises(ValueError, match="max_rotation_degrees"):
         AugmentationSettings(max_rotation_degrees=90.0)
+
+
+def test_affine_transform_shear_slants_the_top_to_the_right() -> None:
+    # A vertical bar through the centre leans: its top moves right, its bottom left.
+    image = np.zeros((1, 28, 28), dtype=np.uint8)
+    image[0, 4:24, 13:15] = 255
+    slanted = affine_transform_digits(
+        image, np.zeros(1), np.ones(1), np.zeros((1, 2)), shears=np.array([0.3])
+    )[0]
+    top_columns = np.flatnonzero(slanted[5] > 127)
+    bottom_columns = np.flatnonzero(slanted[22] > 127)
+    assert top_columns.mean() > bottom_columns.mean() + 3
+
+
+def test_elastic_displacements_are_smooth_and_bounded() -> None:
+    field = elastic_displacements(3, 1.5, np.random.default_rng(0))
+    assert field.shape == (3, 2, 28, 28) and field.dtype == np.float32
+    assert float(np.abs(field).max()) <= 1.5 + 1e-6
+    # Neighbouring pixels move almost alike: the field is smooth, not noise.
+    assert float(np.abs(np.diff(field, axis=-1)).max()) < 0.5
+
+
+def test_thicken_and_thin_strokes_change_ink_area() -> None:
+    image = np.zeros((1, 28, 28), dtype=np.uint8)
+    image[0, 6:22, 12:15] = 255
+    assert int((thicken_strokes(image) > 127).sum()) > int((image > 127).sum())
+    assert int(thin_strokes(image).sum()) < int(image.sum())
+
+
+def test_augment_digits_with_every_distortion_is_seeded_and_mnist_format() -> None:
+    images = np.random.default_rng(1).integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    settings = AugmentationSettings(max_shear=0.3, elastic_pixels=1.3, stroke_change_fraction=0.5)
+    first = augment_digits(images, settings, np.random.default_rng(9))
+    second = augment_digits(images, settings, np.random.default_rng(9))
+    np.testing.assert_array_equal(first, second)
+    assert first.dtype == np.uint8 and first.shape == images.shape

@@ -11,7 +11,7 @@ from app.model_contract import to_model_input
 from training.augmentation import NO_AUGMENTATION, AugmentationSettings
 from training.datasets import DigitSet
 from training.profiles import PROFILES, TrainingProfile
-from training.train import AugmentedBatches, validation_size_for
+from training.train import AugmentedBatches, DistilledBatches, validation_size_for
 
 
 def _digits(count: int = 10) -> DigitSet:
@@ -67,3 +67,64 @@ def test_profile_hyperparameters_are_json_ready() -> None:
 def test_training_profile_refuses_zero_epochs() -> None:
     with pytest.raises(ValueError, match="epochs must be at least 1"):
         TrainingProfile(name="broken", epochs=0)
+
+
+class _ConstantTeacher:
+    """A stand-in teacher that always answers 0.8 for digit 3 and the rest spread evenly."""
+
+    def predict(self, inputs: np.ndarray, **_: object) -> np.ndarray:
+        probabilities = np.full((inputs.shape[0], 10), 0.2 / 9, dtype=np.float32)
+        probabilities[:, 3] = 0.8
+        return probabilities
+
+
+def test_distilled_batches_blend_true_labels_with_the_teachers_softened_answers() -> None:
+    digits = _digits()
+    batches = DistilledBatches(
+        digits,
+        batch_size=10,
+        augmentation=NO_AUGMENTATION,
+        seed=0,
+        teacher=_ConstantTeacher(),
+        views=2,
+        weight=0.5,
+        temperature=1.0,
+    )
+    inputs, targets = batches[0]
+    assert inputs.shape == (10, 28, 28, 1) and targets.shape == (10, 10)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
+    # Half the weight on the true label, half on the teacher's answer (0.8 on digit 3).
+    labels = targets.argmax(axis=1)
+    for row, label in zip(targets, labels, strict=True):
+        expected = 0.5 * 0.8 + (0.5 if label == 3 else 0.0)
+        assert row[3] == pytest.approx(expected, abs=1e-6)
+
+
+def test_distilled_batches_soften_the_teacher_with_temperature() -> None:
+    sharp = DistilledBatches(
+        _digits(),
+        10,
+        NO_AUGMENTATION,
+        0,
+        teacher=_ConstantTeacher(),
+        views=1,
+        weight=1.0,
+        temperature=1.0,
+    )
+    soft = DistilledBatches(
+        _digits(),
+        10,
+        NO_AUGMENTATION,
+        0,
+        teacher=_ConstantTeacher(),
+        views=1,
+        weight=1.0,
+        temperature=4.0,
+    )
+    assert float(soft[0][1][:, 3].max()) < float(sharp[0][1][:, 3].max())
+
+
+def test_full_profile_trains_a_teacher_on_realistic_digits() -> None:
+    full = PROFILES["full"]
+    assert full.teacher_epochs > 0 and full.realistic_count > 0
+    assert full.augmentation.elastic_pixels > 0 and full.augmentation.max_shear > 0
