@@ -32,6 +32,7 @@ import multiprocessing
 import os
 import resource
 import signal
+from concurrent.futures.process import BrokenProcessPool
 from typing import Final
 
 import numpy as np
@@ -44,6 +45,7 @@ from app.imaging.pipeline import prepare_upload
 from app.imaging.structure import DecodeLimits
 
 _MIB: Final = 1 << 20
+_DECODES_PER_PROCESS: Final = 500
 
 
 class DecodeSandbox:
@@ -72,14 +74,20 @@ class DecodeSandbox:
         self.timeout_seconds = timeout_seconds
         self.wait_seconds = wait_seconds
         self._slots = asyncio.Semaphore(processes)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPool:
         context = multiprocessing.get_context("forkserver")
         # The fork server imports only this module (numpy, Pillow, the imaging code), not the
         # program that started it, so every decoder starts small and at once.
         context.set_forkserver_preload([__name__])
-        self._pool = ProcessPool(
-            max_workers=processes,
+        return ProcessPool(
+            max_workers=self.processes,
+            # A decoder is replaced after this many decodes, so that nothing a long run of
+            # decodes leaves behind in one process (fragmented memory) can add up.
+            max_tasks=_DECODES_PER_PROCESS,
             initializer=_start_decoder,
-            initargs=(memory_bytes,),
+            initargs=(self.memory_bytes,),
             context=context,
         )
 
@@ -101,12 +109,13 @@ class DecodeSandbox:
                 retry_after_seconds=max(1, math.ceil(self.wait_seconds)),
             ) from None
         try:
-            future = self._pool.schedule(
-                _prepare_in_decoder,
-                args=(data, self.limits, self.cpu_seconds),
-                timeout=self.timeout_seconds,
-            )
-            return await asyncio.wrap_future(future)
+            try:
+                return await self._decode(data)
+            except BrokenProcessPool:
+                # The pool lost track of a decoder it had to replace: start a fresh pool and
+                # decode once more there.
+                self._restart()
+                return await self._decode(data)
         except concurrent.futures.TimeoutError:
             raise ImageTooComplexError(
                 f"decoding this image took longer than {self.timeout_seconds:g} s "
@@ -116,6 +125,22 @@ class DecodeSandbox:
             raise self._stopped(error.exitcode) from None
         finally:
             self._slots.release()
+
+    async def _decode(self, data: bytes) -> NDArray[np.uint8]:
+        """Decode in the pool, starting a fresh one first if the current one has stopped."""
+        if not self._pool.active:
+            self._restart()
+        future = self._pool.schedule(
+            _prepare_in_decoder,
+            args=(data, self.limits, self.cpu_seconds),
+            timeout=self.timeout_seconds,
+        )
+        return await asyncio.wrap_future(future)
+
+    def _restart(self) -> None:
+        """Replace the pool (its processes are stopped) with a fresh one."""
+        broken, self._pool = self._pool, self._new_pool()
+        broken.stop()  # type: ignore[no-untyped-call]
 
     def _stopped(self, exit_code: int | None) -> ImageTooComplexError:
         """The error for a decoder process that the kernel stopped."""
@@ -171,4 +196,7 @@ def _prepare_in_decoder(data: bytes, limits: DecodeLimits, cpu_seconds: float) -
             "send a smaller image"
         ) from None
     finally:
+        # No CPU limit between decodes: the limit is each decode's, and a decoder stopped while
+        # it waits for work would take no upload's answer with it.
+        resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
         release_free_memory()

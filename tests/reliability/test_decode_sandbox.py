@@ -142,7 +142,7 @@ def test_decode_past_the_cpu_limit_is_refused_and_the_decoder_is_replaced(
 ) -> None:
     # A progressive JPEG whose hundreds of scans each walk every block: seconds of CPU. Its
     # structure would be refused first; these limits let it reach the decoder.
-    costly = progressive_jpeg_many_scans(2_000, 2_000, scans=400)
+    costly = progressive_jpeg_many_scans(2_000, 2_000, scans=1_200)
     lenient = DecodeLimits(max_pixels=40_000_000, max_jpeg_scans=10_000, max_decoded_bytes=1 << 30)
 
     async def costly_then_small(sandbox: DecodeSandbox) -> tuple[float, BaseException, bool]:
