@@ -7,6 +7,10 @@ In one run it starts, one after the other on 127.0.0.1:
 * ``ours``: our service, started as the README starts it (``mnist-serve``, or
   ``python -m app.cli`` when the console script is not installed), plus any ``--variant`` of it
   with extra environment variables;
+* ``ours-edge``: our service as it is deployed, through the edge (``scripts/serve-edge``: nginx
+  with ``deploy/nginx/nginx.conf`` in front of ``mnist-serve`` on a Unix socket), loaded with
+  the same scenarios as ``ours``; its server CPU is nginx's and the app's together, and each
+  point also records the app's share;
 * ``naive``: the usual FastAPI + Keras service (``bench/baselines/naive_service.py``).
 
 Each is loaded with ``wrk`` using a real MNIST test digit as a 28 x 28 PNG and the same digit in
@@ -14,6 +18,12 @@ a 900 x 900 JPEG photo, at each concurrency, and ``POST /predict/batch`` where i
 results go to ``docs/benchmark.json``, ``docs/benchmark.md`` and ``docs/benchmark.png``; server
 logs and wrk's own output go to ``bench/results/raw/``. Every server is stopped at the end,
 also on Ctrl-C or an error.
+
+``--repeat N`` runs that sequence N times in one invocation (rounds 1 to N), since the machine's
+speed drifts between runs; the naive baseline, slow to start and to measure, runs in the first
+round only, and every round's ratios to it divide by that one measurement. The report then
+gives each target's value in every round with their minimum, median and maximum, and judges
+the median.
 """
 
 from __future__ import annotations
@@ -39,6 +49,8 @@ from typing import Any
 from bench.images import BenchImages, write_bench_images
 from bench.process_stats import (
     MemoryWatcher,
+    ProcessMemory,
+    app_memory,
     busiest_process_cpu_seconds,
     cpu_seconds_by_process,
     machine_busy_cpu_seconds,
@@ -53,14 +65,18 @@ from bench.servers import (
     ServiceSpec,
     command_exists,
     http_request,
+    mnist_edge_spec,
     stop_all_servers,
 )
 from bench.wrk_load import LoadResult, WrkError, run_wrk
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_FILENAME = "mnist_dense.keras"
-SERVICE_KINDS = ("ceiling", "ours", "naive")
+SERVICE_KINDS = ("ceiling", "ours", "ours-edge", "naive")
 """Every service the benchmark knows, in the order they are run."""
+
+EDGE_SERVICE = "ours-edge"
+"""Our service through the edge (nginx in front of ``mnist-serve``)."""
 
 _UVICORN_QUIET = ("--no-access-log", "--log-level", "warning")
 
@@ -86,6 +102,8 @@ class BenchSettings:
     raw_dir: Path
     ready_timeout_s: float
     quick: bool
+    repeat: int = 1
+    """Rounds of the whole sequence; the naive baseline runs in the first only."""
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
@@ -147,7 +165,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> BenchSettings:
         "--services",
         type=_service_names,
         default=SERVICE_KINDS,
-        help="comma-separated subset of ceiling,ours,naive (default: all)",
+        help="comma-separated subset of ceiling,ours,ours-edge,naive (default: all)",
     )
     parser.add_argument(
         "--variant",
@@ -243,6 +261,14 @@ def parse_arguments(argv: Sequence[str] | None = None) -> BenchSettings:
         help="seconds a server may take to answer /readyz with 200",
     )
     parser.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="run the whole sequence N times (rounds) and report each target's spread; "
+        "the naive baseline runs in the first round only (default 1)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: 1 s points at concurrency 1 and 16, output outside docs/",
@@ -276,6 +302,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> BenchSettings:
         raw_dir=resolve(arguments.raw_dir),
         ready_timeout_s=arguments.ready_timeout,
         quick=quick,
+        repeat=arguments.repeat,
     )
 
 
@@ -301,6 +328,24 @@ def _our_command() -> tuple[str, ...]:
     if console_script.is_file():
         return (str(console_script),)
     return (sys.executable, "-m", "app.cli")
+
+
+def _edge_spec(settings: BenchSettings) -> ServiceSpec:
+    """Our service through the edge, with the settings ``ours`` gets."""
+    edge = mnist_edge_spec(
+        "our service through the edge: nginx in front of it (scripts/serve-edge)",
+        model_dir=settings.model_dir,
+        WEB_CONCURRENCY=str(settings.workers),
+        MAX_BATCH_FILES=str(settings.batch_size),
+    )
+    return dataclasses.replace(
+        edge, name=EDGE_SERVICE, workers=settings.workers, raw_body=True, batch=True
+    )
+
+
+def is_edge(spec: ServiceSpec) -> bool:
+    """Whether the service is our app behind nginx, not the app alone."""
+    return spec.name == EDGE_SERVICE
 
 
 def build_service_specs(settings: BenchSettings) -> list[ServiceSpec]:
@@ -329,6 +374,9 @@ def build_service_specs(settings: BenchSettings) -> list[ServiceSpec]:
                     batch=True,
                 )
             )
+        elif kind == EDGE_SERVICE:
+            if "ours" not in settings.services:
+                specs.append(_edge_spec(settings))
         elif kind == "ours":
             for name, extra_env in (("ours", {}), *settings.variants):
                 specs.append(
@@ -348,6 +396,8 @@ def build_service_specs(settings: BenchSettings) -> list[ServiceSpec]:
                         batch=True,
                     )
                 )
+                if name == "ours" and EDGE_SERVICE in settings.services:
+                    specs.append(_edge_spec(settings))  # Right after ours, before its variants.
         else:
             specs.append(
                 ServiceSpec(
@@ -374,17 +424,26 @@ def _log(message: str) -> None:
 @dataclass(frozen=True)
 class PointCpu:
     """CPU seconds used during one point besides the server's and wrk's own (in
-    :class:`LoadResult`): other programs, and the server's busiest single process."""
+    :class:`LoadResult`): other programs, and the server's busiest single process (of the app's
+    processes, behind the edge); behind the edge also the app's processes' share of the server's
+    CPU (the rest is nginx's and its log pipe's)."""
 
     other_s: float
     busiest_process_s: float
+    app_s: float | None = None
 
 
 def _point_record(
-    service: ServiceSpec, scenario: Scenario, result: LoadResult, cpu: PointCpu, peak_kib: int
+    service: ServiceSpec,
+    scenario: Scenario,
+    result: LoadResult,
+    cpu: PointCpu,
+    peak_kib: int,
+    round_number: int = 1,
 ) -> dict[str, Any]:
     duration = result.duration_s or 1.0
-    return {
+    record = {
+        "round": round_number,
         "service": service.name,
         "kind": service.kind,
         "image": scenario.image,
@@ -407,6 +466,9 @@ def _point_record(
         "busiest_process_cpu_percent": round(100 * cpu.busiest_process_s / duration, 1),
         "peak_rss_mib": round(peak_kib / 1024, 1),
     }
+    if cpu.app_s is not None:
+        record["app_cpu_percent"] = round(100 * cpu.app_s / duration, 1)
+    return record
 
 
 def _settle(server: ServerProcess, *, timeout_s: float, idle_window_s: float = 0.2) -> None:
@@ -439,8 +501,10 @@ def _load_point(
 ) -> tuple[LoadResult, PointCpu]:
     """Run wrk once; also return the CPU seconds other programs used meanwhile and those of
     the server's busiest process (with several workers, it shows how evenly the kernel spread
-    wrk's connections over them)."""
+    wrk's connections over them); behind the edge, the busiest of the app's processes and the
+    app's processes' CPU seconds."""
     _settle(server, timeout_s=settings.timeout_s + 5.0)
+    app_pids = {memory.pid for memory in app_memory(server.pid)} if is_edge(server.spec) else None
     busy_before = machine_busy_cpu_seconds()
     processes_before = cpu_seconds_by_process(server.pid)
     result = run_wrk(
@@ -455,17 +519,28 @@ def _load_point(
         log_path=log_path,
     )
     busy = machine_busy_cpu_seconds() - busy_before
-    busiest_s = busiest_process_cpu_seconds(processes_before, cpu_seconds_by_process(server.pid))
+    processes_after = cpu_seconds_by_process(server.pid)
     other_s = max(0.0, busy - result.client_cpu_s - result.server_cpu_s)
-    return result, PointCpu(other_s=other_s, busiest_process_s=busiest_s)
+    if app_pids is None:
+        busiest_s = busiest_process_cpu_seconds(processes_before, processes_after)
+        return result, PointCpu(other_s=other_s, busiest_process_s=busiest_s)
+    app_after = {pid: seconds for pid, seconds in processes_after.items() if pid in app_pids}
+    return result, PointCpu(
+        other_s=other_s,
+        busiest_process_s=busiest_process_cpu_seconds(processes_before, app_after),
+        app_s=sum(seconds - processes_before.get(pid, 0.0) for pid, seconds in app_after.items()),
+    )
 
 
 def measure_service(
-    spec: ServiceSpec, images: BenchImages, settings: BenchSettings
+    spec: ServiceSpec, images: BenchImages, settings: BenchSettings, round_number: int = 1
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Start one service, load it with every scenario, stop it; return its record and points."""
     raw_dir = settings.raw_dir / spec.name
+    if settings.repeat > 1:
+        raw_dir = settings.raw_dir / f"round{round_number}" / spec.name
     record: dict[str, Any] = {
+        "round": round_number,
         "name": spec.name,
         "kind": spec.kind,
         "description": spec.description,
@@ -491,42 +566,56 @@ def measure_service(
         record["start_to_ready_s"] = round(ready_s, 3)
         _log(f"   ready after {ready_s:.2f} s on port {server.port}")
         with MemoryWatcher(server.pid) as watcher:
-            for scenario in scenarios_for(spec, images):
-                answer = probe(server.port, scenario)
-                record["probes"][scenario.label] = dataclasses.asdict(answer)
-                if not answer.ok:
-                    _log(f"!! {spec.name} {scenario.label}: probe got {answer.status}, skipped")
-                    continue
-                slug = scenario.label.replace("/", "_")
-                levels = (
-                    (settings.batch_concurrency,)
-                    if scenario.images_per_request > 1
-                    else settings.concurrency
-                )
-                _load_point(
-                    server,
-                    scenario,
-                    max(levels),
-                    settings.warmup_s,
-                    settings,
-                    raw_dir / f"{slug}_warmup.txt",
-                )
-                for concurrency in levels:
-                    watcher.reset_window()
-                    result, point_cpu = _load_point(
+            try:
+                for scenario in scenarios_for(spec, images):
+                    answer = probe(server.port, scenario)
+                    record["probes"][scenario.label] = dataclasses.asdict(answer)
+                    if not answer.ok:
+                        _log(f"!! {spec.name} {scenario.label}: probe got {answer.status}, skipped")
+                        continue
+                    slug = scenario.label.replace("/", "_")
+                    levels = (
+                        (settings.batch_concurrency,)
+                        if scenario.images_per_request > 1
+                        else settings.concurrency
+                    )
+                    _load_point(
                         server,
                         scenario,
-                        concurrency,
-                        settings.duration_s,
+                        max(levels),
+                        settings.warmup_s,
                         settings,
-                        raw_dir / f"{slug}_c{concurrency}.txt",
+                        raw_dir / f"{slug}_warmup.txt",
                     )
-                    point = _point_record(
-                        spec, scenario, result, point_cpu, watcher.window_peak_rss_kib()
-                    )
-                    points.append(point)
-                    _log(f"   {scenario.label:<22} c={concurrency:<3} {_summary(result)}")
-        record["memory"] = _memory_summary(watcher)
+                    for concurrency in levels:
+                        watcher.reset_window()
+                        result, point_cpu = _load_point(
+                            server,
+                            scenario,
+                            concurrency,
+                            settings.duration_s,
+                            settings,
+                            raw_dir / f"{slug}_c{concurrency}.txt",
+                        )
+                        point = _point_record(
+                            spec,
+                            scenario,
+                            result,
+                            point_cpu,
+                            watcher.window_peak_rss_kib(),
+                            round_number,
+                        )
+                        points.append(point)
+                        _log(f"   {scenario.label:<22} c={concurrency:<3} {_summary(result)}")
+            except (WrkError, OSError, http.client.HTTPException) as error:
+                # The server died under load (or was stopped by someone else): keep what was
+                # measured, mark the service failed and go on with the next one.
+                record["error"] = f"stopped answering: {error}\n{server.log_tail()}"
+                _log(f"!! {spec.name} stopped answering: {error}")
+            # Behind the edge, the app is not the session's leader: find its processes while
+            # they run (their VmHWM is already the peak of the whole run).
+            app_processes = app_memory(server.pid) if is_edge(spec) else None
+        record["memory"] = _memory_summary(watcher, app_processes)
     return record, points
 
 
@@ -540,8 +629,17 @@ def _summary(result: LoadResult) -> str:
     )
 
 
-def _memory_summary(watcher: MemoryWatcher) -> dict[str, Any]:
+def _memory_summary(
+    watcher: MemoryWatcher, app_processes: list[ProcessMemory] | None = None
+) -> dict[str, Any]:
+    """Peak memory of every process, and of the largest worker. ``app_processes``, the app's
+    processes behind the edge, give the roles (the others, nginx included, are ``edge``)."""
     processes = watcher.processes()
+    if app_processes is not None:
+        roles = {memory.pid: memory.role for memory in app_processes}
+        processes = [
+            dataclasses.replace(memory, role=roles.get(memory.pid, "edge")) for memory in processes
+        ]
     workers = [memory for memory in processes if memory.role == "worker"]
     return {
         "peak_rss_mib_total": round(sum(memory.peak_rss_kib for memory in processes) / 1024, 1),
@@ -588,6 +686,15 @@ def _software_versions() -> dict[str, str]:
             versions[package] = metadata.version(package)
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     versions["wrk"] = (wrk.stdout + wrk.stderr).splitlines()[0].split(" Copyright")[0]
+    with contextlib.suppress(OSError, IndexError):
+        nginx = subprocess.run(
+            ["nginx", "-v"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin"},
+        )
+        versions["nginx"] = (nginx.stdout + nginx.stderr).splitlines()[0].split(": ")[-1]
     return versions
 
 
@@ -598,8 +705,14 @@ def _check_prerequisites(settings: BenchSettings) -> list[str]:
     pinning = settings.server_cpus is not None or settings.client_cpus is not None
     if pinning and not command_exists("taskset"):
         problems.append("taskset is missing (util-linux); pass --client-cpus all to not pin")
+    if EDGE_SERVICE in settings.services:
+        if not (command_exists("nginx") or Path("/usr/sbin/nginx").is_file()):
+            problems.append("nginx is not installed (Debian/Ubuntu: apt-get install nginx-light)")
+        edge_app = Path(_edge_spec(settings).env["MNIST_SERVE"])
+        if not edge_app.is_file():
+            problems.append(f"{edge_app} is missing (pip install -e . in this environment)")
     model_file = settings.model_dir / MODEL_FILENAME
-    needs_model = {"ours", "naive"} & set(settings.services)
+    needs_model = {"ours", EDGE_SERVICE, "naive"} & set(settings.services)
     if needs_model and not model_file.is_file():
         problems.append(f"{model_file} is missing (train it first, or pass --model-dir)")
     return problems
@@ -630,6 +743,7 @@ def run_benchmark(settings: BenchSettings, argv: Sequence[str]) -> dict[str, Any
             "batch_concurrency": settings.batch_concurrency,
             "workers": settings.workers,
             "naive_workers": settings.naive_workers,
+            "repeat": settings.repeat,
             "server_cpus": settings.server_cpus or "all",
             "client": "wrk -t1"
             + (
@@ -657,10 +771,16 @@ def run_benchmark(settings: BenchSettings, argv: Sequence[str]) -> dict[str, Any
         "services": [],
         "results": [],
     }
-    for spec in build_service_specs(settings):
-        record, points = measure_service(spec, images, settings)
-        document["services"].append(record)
-        document["results"].extend(points)
+    specs = build_service_specs(settings)
+    for round_number in range(1, settings.repeat + 1):
+        if settings.repeat > 1:
+            _log(f"== round {round_number} of {settings.repeat}")
+        for spec in specs:
+            if spec.kind == "naive" and round_number > 1:
+                continue  # Measured once: slow to start and to load.
+            record, points = measure_service(spec, images, settings, round_number)
+            document["services"].append(record)
+            document["results"].extend(points)
     document["machine"]["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
     return document
 
@@ -690,6 +810,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         stop_all_servers()
     document["bench_seconds"] = round(time.perf_counter() - started, 1)
+    # Kept first, so that a report that cannot be drawn can be redrawn from it (bench.report).
+    settings.raw_dir.mkdir(parents=True, exist_ok=True)
+    (settings.raw_dir / "benchmark.json").write_text(json.dumps(document, indent=2) + "\n")
     written = write_reports(document, settings.output_dir)
     (settings.raw_dir / "benchmark.json").write_text(json.dumps(document, indent=2) + "\n")
     for path in written:
