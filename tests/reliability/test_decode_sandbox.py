@@ -94,7 +94,10 @@ def _in_sandbox(
         finally:
             sandbox.close()
 
-    return asyncio.run(run())
+    # In a thread of its own: a test run may already have an event loop running in this thread
+    # (the browser tests' sync Playwright keeps one for the session).
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(lambda: asyncio.run(run())).result()
 
 
 # The sandbox on its own.
