@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,6 +174,20 @@ def app_memory(session_id: int, program: str = "mnist-serve") -> list[ProcessMem
         )
         for stat in tree
     ]
+
+
+def app_peak_growth_kib(session_id: int, action: Callable[[], object]) -> int:
+    """How far the summed peak RSS of the app's worker and its decoder processes (fork server
+    and decoders) rose above their summed RSS before ``action``, in KiB: what ``action`` cost
+    the server at its worst, wherever the decoding happened. Peaks are reset first
+    (``/proc/<pid>/clear_refs``)."""
+    pids = [memory.pid for memory in app_memory(session_id) if memory.role in ("worker", "decoder")]
+    for pid in pids:
+        (_PROC / str(pid) / "clear_refs").write_text("5")
+    before = sum(memory.rss_kib for memory in app_memory(session_id) if memory.pid in pids)
+    action()
+    after = {memory.pid: memory.peak_rss_kib for memory in app_memory(session_id)}
+    return max(0, sum(after.get(pid, 0) for pid in pids) - before)
 
 
 class MemoryWatcher:

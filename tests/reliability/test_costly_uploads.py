@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Final
 
 import httpx
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.process_stats import app_memory
+from bench.process_stats import app_peak_growth_kib
 from bench.servers import LOOPBACK, ServerProcess
 from tests.hostile_images import HOSTILE_CASES, digit_array
 
@@ -55,18 +54,6 @@ def _small_png() -> bytes:
     return buffer.getvalue()
 
 
-def _peak_growth_kib(server: ServerProcess, action: Callable[[], object]) -> int:
-    """How far the summed peak RSS of the worker and its decoders rose above their summed RSS
-    before ``action``, in KiB."""
-    pids = [memory.pid for memory in app_memory(server.pid) if memory.role in ("worker", "decoder")]
-    for pid in pids:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    before = sum(memory.rss_kib for memory in app_memory(server.pid) if memory.pid in pids)
-    action()
-    after = {memory.pid: memory.peak_rss_kib for memory in app_memory(server.pid)}
-    return max(0, sum(after.get(pid, 0) for pid in pids) - before)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(HOSTILE_CASES))
 def test_costly_upload_is_answered_within_its_limits(server: ServerProcess, name: str) -> None:
@@ -96,7 +83,7 @@ def test_costly_upload_is_answered_within_its_limits(server: ServerProcess, name
             pool.submit(attack).result()
             meanwhile.result()
 
-    growth_kib = _peak_growth_kib(server, both)
+    growth_kib = app_peak_growth_kib(server.pid, both)
 
     response, seconds = answers[0], float(answers[1].text)
     assert response.status_code in (200, 413, 422), response.text

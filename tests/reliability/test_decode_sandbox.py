@@ -8,9 +8,8 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Final, TypeVar
 
 import httpx
@@ -22,7 +21,7 @@ from app.errors import ImageTooComplexError, InvalidImageError, NoDigitFoundErro
 from app.imaging.pipeline import prepare_upload
 from app.imaging.sandbox import DecodeSandbox
 from app.imaging.structure import DecodeLimits
-from bench.process_stats import app_memory
+from bench.process_stats import app_peak_growth_kib
 from bench.servers import LOOPBACK, ServerProcess
 from tests.hostile_images import progressive_jpeg_many_scans
 
@@ -207,26 +206,6 @@ def _post(port: int, data: bytes) -> httpx.Response:
     )
 
 
-def _app_processes(server: ServerProcess) -> Iterator[int]:
-    """The pids of the worker and its decoder processes."""
-    for memory in app_memory(server.pid):
-        if memory.role in ("worker", "decoder"):
-            yield memory.pid
-
-
-def _peak_growth_kib(server: ServerProcess, action: Callable[[], object]) -> int:
-    """How far the summed peak RSS of the worker and its decoders rose above their summed RSS
-    before ``action``, in KiB."""
-    pids = list(_app_processes(server))
-    for pid in pids:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    memories = {memory.pid: memory for memory in app_memory(server.pid)}
-    before = sum(memories[pid].rss_kib for pid in pids)
-    action()
-    memories = {memory.pid: memory for memory in app_memory(server.pid)}
-    return max(0, sum(memories[pid].peak_rss_kib for pid in pids if pid in memories) - before)
-
-
 def test_burst_of_large_images_costs_the_memory_of_the_decoders_only(
     start_service: StartService, big_png: bytes
 ) -> None:
@@ -234,13 +213,13 @@ def test_burst_of_large_images_costs_the_memory_of_the_decoders_only(
     single: list[httpx.Response] = []
     burst: list[httpx.Response] = []
 
-    one_image = _peak_growth_kib(server, lambda: single.append(_post(server.port, big_png)))
+    one_image = app_peak_growth_kib(server.pid, lambda: single.append(_post(server.port, big_png)))
 
     def send_burst() -> None:
         with ThreadPoolExecutor(max_workers=4) as pool:
             burst.extend(pool.map(lambda _: _post(server.port, big_png), range(4)))
 
-    four_at_once = _peak_growth_kib(server, send_burst)
+    four_at_once = app_peak_growth_kib(server.pid, send_burst)
 
     assert [response.status_code for response in single + burst] == [200] * 5
     assert all(response.json()["digit"] == 1 for response in single + burst)
