@@ -35,13 +35,12 @@ import signal
 from concurrent.futures.process import BrokenProcessPool
 from typing import Final
 
-import numpy as np
-from numpy.typing import NDArray
 from pebble import ProcessExpired, ProcessPool
 
 from app.core.memory import release_free_memory
 from app.errors import ImageTooComplexError, ServiceBusyError
-from app.imaging.pipeline import prepare_upload
+from app.imaging.pipeline import read_upload
+from app.imaging.preprocess import DigitReading
 from app.imaging.structure import DecodeLimits
 
 _MIB: Final = 1 << 20
@@ -91,9 +90,9 @@ class DecodeSandbox:
             context=context,
         )
 
-    async def prepare(self, data: bytes) -> NDArray[np.uint8]:
-        """The upload as a 28 x 28 MNIST-format digit, decoded and preprocessed in a decoder
-        process.
+    async def prepare(self, data: bytes) -> DigitReading:
+        """The upload as a 28 x 28 MNIST-format digit (:func:`~app.imaging.pipeline.read_upload`),
+        decoded and preprocessed in a decoder process.
 
         Raises the :class:`~app.errors.InputError` the decoder raised (invalid, too large,
         blank, ...), :class:`~app.errors.ImageTooComplexError` when a limit stopped the decode,
@@ -126,7 +125,7 @@ class DecodeSandbox:
         finally:
             self._slots.release()
 
-    async def _decode(self, data: bytes) -> NDArray[np.uint8]:
+    async def _decode(self, data: bytes) -> DigitReading:
         """Decode in the pool, starting a fresh one first if the current one has stopped."""
         if not self._pool.active:
             self._restart()
@@ -177,7 +176,7 @@ def _address_space_bytes() -> int:
     raise RuntimeError("VmSize is missing from /proc/self/status")
 
 
-def _prepare_in_decoder(data: bytes, limits: DecodeLimits, cpu_seconds: float) -> NDArray[np.uint8]:
+def _prepare_in_decoder(data: bytes, limits: DecodeLimits, cpu_seconds: float) -> DigitReading:
     """The task each decoder runs: allow ``cpu_seconds`` more CPU, decode and preprocess, and
     turn running out of memory into the service's error."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -189,7 +188,7 @@ def _prepare_in_decoder(data: bytes, limits: DecodeLimits, cpu_seconds: float) -
         allowed = min(allowed, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (allowed, hard))
     try:
-        return prepare_upload(data, limits)
+        return read_upload(data, limits)
     except MemoryError:
         raise ImageTooComplexError(
             "decoding this image needed more memory than one image may use (DECODE_MEMORY_MB); "
