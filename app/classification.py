@@ -78,10 +78,10 @@ class DigitPrediction:
     """Shape (10,); index = digit; sums to 1; calibrated (see :mod:`app.verdict`)."""
     model_input: NDArray[np.uint8]
     """The preprocessed 28 x 28 MNIST-format digit the model saw."""
-    is_digit: bool = True
+    is_digit: bool
     """Whether the service believes the image shows one handwritten digit."""
-    reason: Reason | None = None
-    """Why not, when ``is_digit`` is false."""
+    reason: Reason | None
+    """Why not, when ``is_digit`` is false (None when it is true)."""
 
     @property
     def confidence(self) -> np.float32:

@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.model_contract import NUM_CLASSES
 
-SCHEMA_VERSION: Final = 1
-"""Version of the layout below; :attr:`EvaluationFile.schema_version` must equal it."""
+SCHEMA_VERSION: Final = 2
+"""Version of the layout below; :attr:`EvaluationFile.schema_version` must equal it. Version 2
+added ``calibration`` and ``not_a_digit``: a model without them is refused (retrain it)."""
 
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
 Count = Annotated[int, Field(ge=0)]
@@ -115,13 +116,15 @@ class ReliabilityBin(_StoredRecord):
 
 
 class CalibrationScores(_StoredRecord):
-    """The temperature the service divides the network's logits by, and what it does: the
-    expected calibration error (15 bins) before and after, on the held-out digits it was
-    fitted on and on the test split, with the test split's reliability table."""
+    """The temperature the service divides the network's logits by (fitted on ``fit_size``
+    held-out validation digits), and what it does: the expected calibration error (15 bins)
+    before and after, on ``validation_size`` other validation digits and on the test split,
+    with the test split's reliability table."""
 
     method: Literal["temperature scaling"]
     temperature: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
     fitted_on: str
+    fit_size: Annotated[int, Field(gt=0)]
     validation_size: Annotated[int, Field(gt=0)]
     validation_ece_before: Score
     validation_ece_after: Score
@@ -151,7 +154,7 @@ class NotADigitScores(_StoredRecord):
 class EvaluationFile(_StoredRecord):
     """The whole of ``metrics.json``."""
 
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     model: StoredModelInfo
     test: EvaluationScores
     calibration: CalibrationScores

@@ -10,8 +10,9 @@ The network always answers one of ten digits; the verdict says whether to believ
   model (``metrics.json``, ``not_a_digit.threshold``; ``DIGIT_CONFIDENCE_THRESHOLD`` overrides
   it):
 
-  * ``low_confidence`` when two digits share almost all the belief
-    (:data:`AMBIGUOUS_PAIR_MASS`): a digit, but which one is unclear, "a 4 or a 9?";
+  * ``low_confidence`` when one or two digits hold almost all the belief
+    (:data:`AMBIGUOUS_PAIR_MASS`): a digit, but which one is not clear ("a 4 or a 9?", or "a 4,
+    probably");
   * ``not_a_digit`` when the belief is spread wider: a letter, a symbol, a scribble.
 
 >>> judge(np.array([0.02, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.48]), 0.6, 1).reason
@@ -30,7 +31,8 @@ Reason = Literal["not_a_digit", "several_digits", "low_confidence"]
 
 AMBIGUOUS_PAIR_MASS: Final = 0.8
 """An unsure answer is ``low_confidence`` (a digit, but which?) when the two most probable
-digits hold at least this much of the belief, ``not_a_digit`` otherwise."""
+digits together hold at least this much of the belief (the second may hold little of it),
+``not_a_digit`` otherwise."""
 
 
 @dataclass(frozen=True, slots=True)

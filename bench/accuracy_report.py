@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageOps
 
+from app.verdict import Reason
 from training.realworld import RealDigit
 
 TILE = 168
@@ -38,12 +39,20 @@ class DetailedAnswer:
     seen: NDArray[np.uint8] | None
     probabilities: NDArray[np.float32] | None = None
     is_digit: bool = False
-    reason: str | None = None
+    reason: Reason | None = None
+
+    @property
+    def refused_as_blank(self) -> bool:
+        """Whether the service refused the image as holding no digit (422)."""
+        return isinstance(self.digit, str) and self.digit.startswith("422 ")
 
     @property
     def flagged(self) -> bool:
-        """Whether the service said this is not a digit: refused, or ``is_digit`` false."""
-        return not isinstance(self.digit, int) or not self.is_digit
+        """Whether the service said this is not a digit: ``is_digit`` false, or refused as
+        holding no digit (any other refusal, such as 503 busy, is not an answer)."""
+        if isinstance(self.digit, int):
+            return not self.is_digit
+        return self.refused_as_blank
 
 
 def draw_failures(

@@ -51,24 +51,42 @@ class VerdictSummary:
     flagged: int
     confident: int
     """Not-digits answered as a digit with confidence >= :data:`CONFIDENT`."""
-    auroc: float
+    auroc: float | None
+    """None when there are no correctly read digits or no not-digits."""
+    unanswered: int
+    """Images refused for another reason than holding no digit (busy, too large, ...): no
+    answer at all, so the run's figures are not complete."""
     by_category: dict[str, Counter[str]] = field(default_factory=dict)
     answers: list[tuple[RealNotDigit, DetailedAnswer]] = field(default_factory=list)
 
     def targets(self) -> list[tuple[str, str, bool]]:
-        """(figure, target, met) for each target."""
-        flagged = self.flagged / self.not_digits
-        false_flags = self.correct_flagged / max(1, self.correct)
+        """(figure, target, met) for each target; a figure that cannot be measured (no
+        not-digits, no correct digits) or a run with unanswered images misses."""
+        flagged = self.flagged / self.not_digits if self.not_digits else None
+        false_flags = self.correct_flagged / self.correct if self.correct else None
         return [
-            (f"not-digits flagged {100 * flagged:.1f} %", "≥ 90 %", flagged >= FLAGGED_TARGET),
             (
-                f"correctly read digits flagged {100 * false_flags:.1f} %",
-                "≤ 3 %",
-                false_flags <= FALSE_FLAG_TARGET,
+                f"not-digits flagged {_percent(flagged)}",
+                "≥ 90 %",
+                flagged is not None and flagged >= FLAGGED_TARGET,
             ),
-            (f"AUROC {self.auroc:.3f}", "≥ 0.97", self.auroc >= AUROC_TARGET),
+            (
+                f"correctly read digits flagged {_percent(false_flags)}",
+                "≤ 3 %",
+                false_flags is not None and false_flags <= FALSE_FLAG_TARGET,
+            ),
+            (
+                f"AUROC {'n/a' if self.auroc is None else f'{self.auroc:.3f}'}",
+                "≥ 0.97",
+                self.auroc is not None and self.auroc >= AUROC_TARGET,
+            ),
             (f"ECE on the digits {self.ece:.4f}", "≤ 0.02", self.ece <= ECE_TARGET),
+            (f"images without an answer {self.unanswered}", "0", self.unanswered == 0),
         ]
+
+
+def _percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{100 * share:.1f} %"
 
 
 def summarise_verdicts(
@@ -83,8 +101,10 @@ def summarise_verdicts(
         for digit, answer in zip(digits, digit_answers, strict=True)
         if answer.probabilities is not None
     ]
-    probabilities = np.stack([answer.probabilities for _, answer in answered])  # type: ignore[misc]
-    labels = np.array([label for label, _ in answered])
+    probabilities = np.array(
+        [answer.probabilities for _, answer in answered], dtype=np.float32
+    ).reshape(len(answered), 10)
+    labels = np.array([label for label, _ in answered], dtype=np.intp)
     correct_answers = [answer for label, answer in answered if answer.digit == label]
     by_category: dict[str, Counter[str]] = {}
     for item, answer in zip(not_digits, not_digit_answers, strict=True):
@@ -107,8 +127,14 @@ def summarise_verdicts(
         not_digits=len(not_digits),
         flagged=sum(answer.flagged for answer in not_digit_answers),
         confident=sum(counts["confident"] for counts in by_category.values()),
-        auroc=auroc(
-            np.array([answer.confidence for answer in correct_answers]), not_digit_confidence
+        auroc=(
+            auroc(np.array([answer.confidence for answer in correct_answers]), not_digit_confidence)
+            if correct_answers and len(not_digit_confidence)
+            else None
+        ),
+        unanswered=sum(
+            not isinstance(answer.digit, int) and not answer.refused_as_blank
+            for answer in [*digit_answers, *not_digit_answers]
         ),
         by_category=by_category,
         answers=list(zip(not_digits, not_digit_answers, strict=True)),

@@ -9,12 +9,24 @@ new entry and a second run with the same inputs loads it in a fraction of a seco
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+
+Task = TypeVar("Task")
+Result = TypeVar("Result")
+
+MAX_WORKERS = 2
+"""Processes that render at once (the machine this project trains on has two cores)."""
+
+CHUNKS_PER_WORKER = 4
+"""Work is cut into this many chunks per process, so that the processes finish together."""
 
 CACHE_ENVIRONMENT_VARIABLE = "MNIST_TRAINING_CACHE"
 DEFAULT_CACHE_DIR = Path("build") / "cache"
@@ -62,3 +74,12 @@ def cached_arrays(
     except OSError:
         pass
     return arrays
+
+
+def run_in_processes(function: Callable[[Task], Result], tasks: Sequence[Task]) -> list[Result]:
+    """``function`` applied to each of ``tasks`` in :data:`MAX_WORKERS` fresh processes
+    (spawned, so that none inherits TensorFlow's threads), results in the tasks' order.
+    ``function`` must be importable from its module."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=MAX_WORKERS, mp_context=context) as pool:
+        return list(pool.map(function, tasks))

@@ -22,9 +22,7 @@ Rendering costs a few milliseconds an image, so the set is made in worker proces
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Final
 
@@ -32,7 +30,13 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from training.cache import cached_arrays, source_digest
+from training.cache import (
+    CHUNKS_PER_WORKER,
+    MAX_WORKERS,
+    cached_arrays,
+    run_in_processes,
+    source_digest,
+)
 from training.datasets import DigitSet
 
 KINDS: Final = ("glyph", "word", "scribble", "crossing", "blob", "several")
@@ -62,12 +66,12 @@ REDRAWN_CANVAS_SIDES: Final = (64, 256)
 """Share of the outliers drawn again as digits are (photos, pens, canvases), on canvases of
 these sides."""
 
-MAX_WORKERS: Final = 2
 
 _CODE_MODULES: Final = (
     "training/outliers.py",
     "training/renderings.py",
     "app/imaging/decode.py",
+    "app/imaging/pipeline.py",
     "app/imaging/preprocess.py",
     "app/imaging/components.py",
     "app/imaging/working_size.py",
@@ -77,7 +81,7 @@ _CODE_MODULES: Final = (
 
 @lru_cache(maxsize=1)
 def font_files() -> tuple[str, ...]:
-    """The TrueType fonts on this machine that can draw every glyph used, sorted."""
+    """The TrueType fonts on this machine, sorted (Pillow's own font is used as well)."""
     found: list[str] = []
     for directory in FONT_DIRS:
         if directory.is_dir():
@@ -85,16 +89,37 @@ def font_files() -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def _font(rng: np.random.Generator, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """A random font of ``size`` pixels: a system TrueType font or Pillow's own."""
-    files = font_files()
-    choice = int(rng.integers(len(files) + 1))
-    if choice < len(files):
-        try:
-            return ImageFont.truetype(files[choice], size)
-        except OSError:
-            pass
-    return ImageFont.load_default(size=size)
+@cache
+def drawable_glyphs(font_file: str | None) -> str:
+    """The glyphs of :data:`GLYPHS` that ``font_file`` (None: Pillow's own font) really draws:
+    a glyph the font lacks comes out as its "missing" box, which looks like a 0."""
+    font = _load_font(font_file, 48)
+    missing = _glyph_pixels(font, "\U0010fffd")
+    return "".join(glyph for glyph in GLYPHS if _glyph_pixels(font, glyph) != missing)
+
+
+def _glyph_pixels(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, glyph: str) -> bytes:
+    """How ``font`` draws ``glyph``, as the bytes of a small greyscale image."""
+    canvas = Image.new("L", (96, 96), 0)
+    ImageDraw.Draw(canvas).text((8, 8), glyph, fill=255, font=font)
+    return canvas.tobytes()
+
+
+def _load_font(font_file: str | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """``font_file`` at ``size`` pixels, or Pillow's own font for None."""
+    if font_file is None:
+        return ImageFont.load_default(size=size)
+    return ImageFont.truetype(font_file, size)
+
+
+def _font_and_glyphs(rng: np.random.Generator) -> tuple[str | None, str]:
+    """A random font (a system TrueType font or Pillow's own) and the glyphs it draws."""
+    choices: list[str | None] = [*font_files(), None]
+    while True:
+        font_file = choices[int(rng.integers(len(choices)))]
+        glyphs = drawable_glyphs(font_file)
+        if len(glyphs) >= 10:
+            return font_file, glyphs
 
 
 def _canvas(rng: np.random.Generator) -> Image.Image:
@@ -109,12 +134,17 @@ def _pen(rng: np.random.Generator, side: int) -> int:
     return max(1, round(side * rng.uniform(0.015, 0.08)))
 
 
-def _draw_text(rng: np.random.Generator, text: str) -> Image.Image:
-    """``text`` in a random font, size and weight, slanted and rotated a little."""
+def _draw_text(rng: np.random.Generator, length: int) -> Image.Image:
+    """``length`` random glyphs that one random font draws, in a random size and weight,
+    slanted and rotated a little."""
+    font_file, glyphs = _font_and_glyphs(rng)
+    if length > 1:
+        glyphs = "".join(glyph for glyph in glyphs if glyph in LATIN_LETTERS + GREEK_LETTERS)
+    text = "".join(rng.choice(list(glyphs), length))
     canvas = _canvas(rng)
     side = min(canvas.size)
     size = max(12, int(side * rng.uniform(0.35, 0.75) / max(1.0, 0.6 * len(text))))
-    font = _font(rng, size)
+    font = _load_font(font_file, size)
     draw = ImageDraw.Draw(canvas)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     x = (canvas.width - (right - left)) * rng.uniform(0.2, 0.8) - left
@@ -248,11 +278,12 @@ def render_outlier(rng: np.random.Generator, digits: NDArray[np.uint8]) -> Image
     """One random not-a-digit image (dark ink on white, mode ``L``); ``digits`` are a few
     training digits for the ``several`` kind."""
     kind = KINDS[int(rng.choice(len(KINDS), p=KIND_WEIGHTS))]
+    if kind == "several" and len(digits) < 2:
+        kind = "glyph"
     if kind == "glyph":
-        image = _draw_text(rng, GLYPHS[int(rng.integers(len(GLYPHS)))])
+        image = _draw_text(rng, 1)
     elif kind == "word":
-        letters = rng.choice(list(LATIN_LETTERS + GREEK_LETTERS), int(rng.integers(2, 6)))
-        image = _draw_text(rng, "".join(letters))
+        image = _draw_text(rng, int(rng.integers(2, 6)))
     elif kind == "scribble":
         image = _scribble(rng)
     elif kind == "crossing":
@@ -281,17 +312,29 @@ def render_outliers(digits: DigitSet, count: int, seed: int) -> NDArray[np.uint8
     )
 
     def build() -> dict[str, NDArray[np.generic]]:
-        chunks = np.array_split(np.arange(count), MAX_WORKERS * 4)
-        tasks = [(digits.images, chunk.tolist(), seed) for chunk in chunks if len(chunk)]
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=MAX_WORKERS, mp_context=context) as pool:
-            results = list(pool.map(_render_chunk, tasks))
-        return {"images": np.concatenate(results)}
+        chunks = np.array_split(np.arange(count), MAX_WORKERS * CHUNKS_PER_WORKER)
+        tasks = [
+            (
+                [digits.images[_digits_for(seed, index, len(digits))] for index in chunk.tolist()],
+                chunk.tolist(),
+                seed,
+            )
+            for chunk in chunks
+            if len(chunk)
+        ]
+        return {"images": np.concatenate(run_in_processes(_render_chunk, tasks))}
 
     return cached_arrays(f"outliers-{key}", build)["images"].astype(np.uint8)
 
 
-def _render_chunk(task: tuple[NDArray[np.uint8], list[int], int]) -> NDArray[np.uint8]:
+def _digits_for(seed: int, index: int, available: int) -> NDArray[np.intp]:
+    """Which digits outlier ``index`` may put side by side (up to five, never the same one
+    twice)."""
+    rng = np.random.default_rng([seed, 7907, index])
+    return rng.choice(available, size=min(5, available), replace=False)
+
+
+def _render_chunk(task: tuple[list[NDArray[np.uint8]], list[int], int]) -> NDArray[np.uint8]:
     """Render and preprocess the outliers numbered ``indices`` (in a worker process).
 
     Half of them are drawn again the way :mod:`training.renderings` draws digits (redrawn with
@@ -308,10 +351,9 @@ def _render_chunk(task: tuple[NDArray[np.uint8], list[int], int]) -> NDArray[np.
     digits, indices, seed = task
     limits = DecodeLimits(max_pixels=40_000_000)
     prepared: list[NDArray[np.uint8]] = []
-    for index in indices:
+    for chosen, index in zip(digits, indices, strict=True):
         # Each outlier depends on the seed and its own number only.
         rng = np.random.default_rng([seed, 7919, index])
-        chosen = digits[rng.choice(len(digits), size=5, replace=False)]
         try:
             outlier = to_mnist_digit(render_outlier(rng, chosen))
             if rng.random() < REDRAWN_FRACTION:

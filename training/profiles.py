@@ -41,9 +41,9 @@ class TrainingProfile:
     """Share of the digits in each distilled view left undistorted (MNIST as it is)."""
     outlier_count: int = 0
     """Not-a-digit images (:mod:`training.outliers`) trained toward the uniform distribution."""
-    false_rejection_rate: float | None = 0.02
+    false_rejection_rate: float = 0.02
     """Share of correctly read held-out digits that the not-a-digit threshold may reject; it
-    decides the threshold (:mod:`training.operating_point`). None skips calibration."""
+    decides the threshold (:mod:`training.operating_point`)."""
 
     def __post_init__(self) -> None:
         """Refuse values that cannot train anything."""
@@ -53,6 +53,10 @@ class TrainingProfile:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
         if not 0 < self.final_learning_rate <= self.learning_rate:
             raise ValueError("learning rates must satisfy 0 < final_learning_rate <= learning_rate")
+        if not 0.0 <= self.false_rejection_rate < 0.5:
+            raise ValueError(
+                f"false_rejection_rate must be in [0, 0.5), got {self.false_rejection_rate}"
+            )
 
     def with_epochs(self, epochs: int | None) -> TrainingProfile:
         """Return this profile with ``epochs`` epochs, or unchanged when ``epochs`` is None."""
@@ -91,9 +95,9 @@ STUDENT_AUGMENTATION = AugmentationSettings(
 PROFILES: dict[str, TrainingProfile] = {
     "full": TrainingProfile(
         name="full",
-        epochs=60,
+        epochs=70,
         augmentation=STUDENT_AUGMENTATION,
-        realistic_count=12000,
+        realistic_count=10000,
         teacher_epochs=8,
         teacher_augmentation=REAL_INPUT_AUGMENTATION,
         distillation_views=8,

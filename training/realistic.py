@@ -13,22 +13,22 @@ source digits, and the code of the renderer and the preprocessing.
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-
 import numpy as np
 from numpy.typing import NDArray
 
-from training.cache import cached_arrays, source_digest
+from training.cache import (
+    CHUNKS_PER_WORKER,
+    MAX_WORKERS,
+    cached_arrays,
+    run_in_processes,
+    source_digest,
+)
 from training.datasets import DigitSet
 
 TRAINING_CANVAS_SIDES = (64, 480)
 """Canvas sides of the training renderings: smaller than the corpus's (rendering is quicker and
 the preprocessing shrinks large images to 256 pixels anyway) and reaching down to small
 canvas exports."""
-
-MAX_WORKERS = 2
-"""Processes that render at once (the machine this project trains on has two cores)."""
 
 _CODE_MODULES = (
     "training/renderings.py",
@@ -57,11 +57,9 @@ def render_realistic_digits(digits: DigitSet, count: int, seed: int) -> DigitSet
 
     def build() -> dict[str, NDArray[np.generic]]:
         chosen = np.random.default_rng([seed, count]).choice(len(digits), size=count, replace=False)
-        chunks = np.array_split(chosen, MAX_WORKERS * 4)
+        chunks = np.array_split(chosen, MAX_WORKERS * CHUNKS_PER_WORKER)
         tasks = [(digits.images[chunk], chunk.tolist(), seed) for chunk in chunks]
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=MAX_WORKERS, mp_context=context) as pool:
-            results = list(pool.map(_render_chunk, tasks))
+        results = run_in_processes(_render_chunk, tasks)
         kept = np.concatenate([kept for _, kept in results])
         return {
             "images": np.concatenate([images for images, _ in results]),

@@ -204,9 +204,12 @@ def rotate(coverage: FloatArray, degrees: float) -> FloatArray:
 
 
 def trim(coverage: FloatArray) -> FloatArray:
-    """Cut empty rows and columns from the coverage map."""
+    """Cut empty rows and columns from the coverage map (a map without ink, which thinning a
+    fine shape can leave, becomes one empty pixel: drawn, it shows nothing)."""
     rows = np.flatnonzero((coverage > 0.01).any(axis=1))
     columns = np.flatnonzero((coverage > 0.01).any(axis=0))
+    if rows.size == 0:
+        return np.zeros((1, 1), dtype=np.float32)
     return coverage[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
 
 

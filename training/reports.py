@@ -102,7 +102,7 @@ def build_metrics(
     outlier_size: int = 0,
     operating_point: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble metrics.json (schema version 1) from the pieces of a finished run.
+    """Assemble metrics.json (version :data:`~app.evaluation_file.SCHEMA_VERSION`) from a run.
 
     ``operating_point`` holds the ``calibration`` and ``not_a_digit`` sections
     (:meth:`training.operating_point.OperatingPoint.as_metrics`, with the test split's

@@ -186,7 +186,8 @@ class TrainingResult:
     outlier_size: int = 0
     """Not-a-digit images trained toward the uniform distribution (outlier exposure)."""
     operating_point: OperatingPoint | None = None
-    """The fitted temperature and the not-a-digit threshold, measured on held-out data."""
+    """The fitted temperature and the not-a-digit threshold, measured on held-out data (None
+    only for results made without :func:`train_model`)."""
 
     @property
     def validation_accuracy(self) -> float:
@@ -313,11 +314,7 @@ def train_model(train_digits: DigitSet, profile: TrainingProfile, seed: int) -> 
         verbose=1 if sys.stdout.isatty() else 2,
     )
     inference_model = to_inference_model(training_model)
-    operating_point = (
-        measure_operating_point(inference_model, validation_digits, profile, seed)
-        if profile.false_rejection_rate is not None
-        else None
-    )
+    operating_point = measure_operating_point(inference_model, validation_digits, profile, seed)
     seconds = time.perf_counter() - started
     history = {
         key: [float(value) for value in values] for key, values in fit_history.history.items()

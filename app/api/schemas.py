@@ -285,6 +285,38 @@ class EvaluationResponse(BaseModel):
                         "per_class": _EXAMPLE_PER_CLASS,
                         "confusion_matrix": _EXAMPLE_CONFUSION,
                     },
+                    "calibration": {
+                        "method": "temperature scaling",
+                        "temperature": 0.63,
+                        "fitted_on": "half of the validation digits, as MNIST and rendered",
+                        "fit_size": 3500,
+                        "validation_size": 3500,
+                        "validation_ece_before": 0.022,
+                        "validation_ece_after": 0.006,
+                        "test_ece_before": 0.017,
+                        "test_ece_after": 0.004,
+                        "test_reliability": [
+                            {
+                                "low": 0.9333,
+                                "high": 1.0,
+                                "count": 9650,
+                                "confidence": 0.996,
+                                "accuracy": 0.997,
+                            }
+                        ],
+                    },
+                    "not_a_digit": {
+                        "threshold": 0.83,
+                        "false_rejection_rate": 0.02,
+                        "validation_accuracy": 0.989,
+                        "validation_rejected": 0.026,
+                        "validation_correct_rejected": 0.02,
+                        "outlier_size": 2000,
+                        "outliers_flagged": 0.93,
+                        "auroc": 0.994,
+                        "test_rejected": 0.022,
+                    },
+                    "digit_confidence_threshold": 0.83,
                 }
             ]
         }
@@ -305,6 +337,14 @@ class EvaluationResponse(BaseModel):
             "correctly read validation digits it was chosen to reject, and what it does on "
             "validation digits, held-out synthetic not-a-digit images and the test split."
         )
+    )
+    digit_confidence_threshold: float = Field(
+        ge=0.0,
+        le=1.0,
+        description=(
+            "The threshold this service applies: `not_a_digit.threshold`, unless the "
+            "DIGIT_CONFIDENCE_THRESHOLD setting replaces it."
+        ),
     )
 
 

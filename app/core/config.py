@@ -47,8 +47,9 @@ class Settings(BaseSettings):
         description=(
             "Calibrated confidence below which an answer says `is_digit: false` (`not_a_digit` "
             "or `low_confidence`). Unset: the model's own threshold from metrics.json "
-            "(`not_a_digit.threshold`), chosen on validation digits so that 2 % of correctly "
-            "read ones fall below it. Higher rejects more guesses and more real digits."
+            "(`not_a_digit.threshold`), chosen on validation digits so that the training "
+            "profile's share of correctly read ones (2 % for `full`) falls below it. Higher "
+            "rejects more guesses and more real digits."
         ),
     )
     MAX_UPLOAD_BYTES: Annotated[int, Field(ge=1024, le=1024 * MIB)] = Field(

@@ -7,8 +7,9 @@ Two kinds of evidence, both about digit-sized pieces of ink lying side by side:
   that each hold a digit-sized piece (tall and heavy enough): "12" written with a gap. The
   pieces of one digit overlap in their columns (the bar of a 5 or a 7 lies over its body, the
   two strokes of an open 4 cross), so they stay one group.
-* :func:`digit_sized_neighbours`: regions the speck filter left out because they lie too far
-  from the digit, but which are as tall and heavy as a digit and level with it: "1     7".
+* :func:`digit_sized_neighbours`: regions the speck filter would leave out because they lie too
+  far from the digit, but which are as tall and heavy as a digit and level with it: "1     7".
+  The preprocessing keeps them, so that the network, too, sees that the image is not one digit.
 
 A blank column inside one digit or a stray mark next to it is not enough: a piece counts only
 when it is at least :data:`MIN_PART_HEIGHT` of the digit's height and :data:`MIN_PART_MASS` of
@@ -73,8 +74,8 @@ def side_by_side_parts(ink: NDArray[np.float32] | NDArray[np.uint8]) -> int:
 
 def digit_sized_neighbours(
     table: RegionTable, kept: NDArray[np.bool_], ignored: NDArray[np.bool_], main_index: int
-) -> int:
-    """How many regions of ``table``, neither ``kept`` (the digit's) nor ``ignored`` (paper
+) -> NDArray[np.bool_]:
+    """Which regions of ``table``, neither ``kept`` (the digit's) nor ``ignored`` (paper
     edges, boxes), are as tall and heavy as a digit and level with the main region."""
     heights = table.bottoms - table.tops
     main_height = int(heights[main_index])
@@ -85,4 +86,5 @@ def digit_sized_neighbours(
     digit_sized = (heights >= MIN_PART_HEIGHT * main_height) & (
         table.masses >= MIN_PART_MASS * table.masses[main_index]
     )
-    return int(np.count_nonzero(digit_sized & level & ~kept & ~ignored))
+    neighbours: NDArray[np.bool_] = digit_sized & level & ~kept & ~ignored
+    return neighbours

@@ -192,7 +192,7 @@ class Background:
     noise: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class DigitReading:
     """What the preprocessing made of an image: the 28 x 28 digit and how many digit-sized
     pieces of ink it found side by side (:mod:`app.imaging.layout`; 1 for one digit)."""
@@ -242,7 +242,7 @@ def read_digit(image: Image.Image | NDArray[np.uint8]) -> DigitReading:
     if region is not None:
         ink, _, _ = extract_digit_ink(reduce_to_working_size(standard.crop(region)))
     digit = crop_to_ink(ink)
-    separate_digits = side_by_side_parts(digit) + neighbours
+    separate_digits = max(side_by_side_parts(digit), 1 + neighbours)
     digit = shrink_for_stroke_matching(digit)
     digit = match_stroke_width(digit)
     digit = scale_to_box(digit, DIGIT_BOX_SIDE)
@@ -296,7 +296,7 @@ def extract_digit_ink(image: Image.Image) -> tuple[FloatImage, tuple[int, int], 
     out is a filled rectangle (:func:`filled_frame_interior`). Then the ink is extracted again
     from the frame's interior, against the frame's own background. Returns the ink, where
     its top-left corner lies in ``image`` (row, column), and how many digit-sized regions
-    level with the digit were left out (:func:`~app.imaging.layout.digit_sized_neighbours`).
+    level with the digit were kept beside it (:func:`~app.imaging.layout.digit_sized_neighbours`).
     """
     ink, background, threshold, neighbours = _ink_without_specks(image)
     interior = filled_frame_interior(ink)
@@ -623,8 +623,9 @@ def separate_specks(ink: FloatImage, threshold: float) -> tuple[FloatImage, int]
     bar of a 5, not too far away (:data:`LARGE_PART_FRACTION`, :data:`MAX_PART_GAP_FRACTION`);
     small marks further away are specks. Faint halo pixels next to a kept region stay.
 
-    Also returns how many of the regions left out are as tall and heavy as a digit and level
-    with it (:func:`~app.imaging.layout.digit_sized_neighbours`: another digit, far away).
+    Regions as tall and heavy as the digit and level with it are kept however far away they lie
+    (:func:`~app.imaging.layout.digit_sized_neighbours`: other digits of a number); how many
+    is returned as well.
 
     Raises :class:`~app.errors.NoDigitFoundError` when the digit would be smaller than a speck
     (:data:`MIN_DIGIT_EXTENT_PIXELS`, :data:`MIN_DIGIT_EXTENT_FRACTION`).
@@ -676,7 +677,10 @@ def separate_specks(ink: FloatImage, threshold: float) -> tuple[FloatImage, int]
                 top, left = min(top, region.top), min(left, region.left)
                 bottom, right = max(bottom, region.bottom), max(right, region.right)
 
+    # Other digits far away stay too: the image is then not one digit, and the network should
+    # see that as well as the layout.
     neighbours = digit_sized_neighbours(table, keep, not_strokes, main_index)
+    keep |= neighbours
     kept = paint_regions(runs, keep, bridged.shape)
     if pool == 1:
         kept = _dilate(kept, 1)
@@ -691,7 +695,7 @@ def separate_specks(ink: FloatImage, threshold: float) -> tuple[FloatImage, int]
         raise NoDigitFoundError(
             "no digit found: the image holds only specks too small to be a digit"
         )
-    return cleaned, neighbours
+    return cleaned, int(np.count_nonzero(neighbours))
 
 
 def _edge_lines(table: RegionTable, shape: tuple[int, int]) -> NDArray[np.bool_]:

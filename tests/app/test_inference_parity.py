@@ -86,3 +86,30 @@ def test_functional_model_reads_and_matches_keras(
         functional.predict(parity_inputs, batch_size=256, verbose=0),
         atol=PARITY_TOLERANCE,
     )
+
+
+def test_served_probabilities_are_keras_at_the_stored_temperature(
+    keras_model: Any, parity_inputs: NDArray[np.float32], committed_model_dir: Path
+) -> None:
+    from app.inference.serving_model import load_serving_model
+    from training.calibration import apply_temperature
+
+    served = load_serving_model(committed_model_dir)
+    temperature = served.evaluation.calibration.temperature
+    assert served.network.temperature == temperature != 1.0
+
+    expected = apply_temperature(
+        keras_model.predict(parity_inputs, batch_size=256, verbose=0), temperature
+    )
+    actual = served.network.predict_probabilities(parity_inputs)
+
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=PARITY_TOLERANCE)
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan"), float("inf")])
+def test_network_refuses_a_temperature_that_is_not_a_positive_number(
+    committed_model_dir: Path, temperature: float
+) -> None:
+    archive = read_keras_archive(committed_model_dir / MODEL_FILENAME)
+    with pytest.raises(ValueError, match="temperature"):
+        DenseNetwork.from_archive(archive, temperature)

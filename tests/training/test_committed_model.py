@@ -95,7 +95,9 @@ def test_committed_metrics_meet_targets(committed_metrics: dict[str, Any]) -> No
     if realworld is not None:
         assert realworld["accuracy"] >= 0.97
     assert committed_metrics["calibration"]["test_ece_after"] <= 0.01
-    assert committed_metrics["not_a_digit"]["validation_correct_rejected"] <= 0.02
+    # On the validation half the threshold was not chosen on, and on the test split.
+    assert committed_metrics["not_a_digit"]["validation_correct_rejected"] <= 0.03
+    assert committed_metrics["not_a_digit"]["test_rejected"] <= 0.03
 
 
 def test_committed_calibration_equals_a_reevaluation(committed_metrics: dict[str, Any]) -> None:
@@ -136,3 +138,12 @@ def test_committed_realworld_figure_equals_a_reevaluation(
     assert (measured["right"], measured["images"]) == (stored["right"], stored["images"])
     assert measured["by_group"] == stored["by_group"]
     assert measured["by_source"] == stored["by_source"]
+
+
+def test_committed_model_card_is_rendered_from_the_committed_metrics(
+    committed_metrics: dict[str, Any],
+) -> None:
+    from training.reports import render_model_card
+
+    card = (MODELS_DIR / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert card == render_model_card(committed_metrics)

@@ -44,3 +44,13 @@ def test_outliers_are_preprocessed_seeded_and_cached(
         cached.unlink()
     np.testing.assert_array_equal(render_outliers(digits, 24, seed=5), first)
     assert not np.array_equal(render_outliers(digits, 24, seed=6)[:20], first[:20])
+
+
+def test_only_glyphs_a_font_really_draws_are_used() -> None:
+    from training.outliers import drawable_glyphs
+
+    own = drawable_glyphs(None)
+    assert set(own) <= set(GLYPHS)
+    assert "A" in own and "#" in own
+    # Pillow's own font has no Greek: its "missing" box would look like a 0.
+    assert "α" not in own

@@ -65,7 +65,7 @@ def test_smoke_run_metrics_have_every_field_with_sane_values(smoke_run: Path) ->
         "training",
         "versions",
     ]
-    assert metrics["schema_version"] == 1
+    assert metrics["schema_version"] == 2
 
     model = metrics["model"]
     assert model["name"] == "mnist_dense" and model["file"] == "mnist_dense.keras"
@@ -108,12 +108,13 @@ def test_smoke_run_metrics_have_every_field_with_sane_values(smoke_run: Path) ->
 
     calibration = metrics["calibration"]
     assert calibration["method"] == "temperature scaling" and calibration["temperature"] > 0
-    assert calibration["validation_size"] == 400
-    assert calibration["validation_ece_after"] <= calibration["validation_ece_before"] + 1e-9
+    # The 400 validation digits in two halves (a sample run renders none).
+    assert (calibration["fit_size"], calibration["validation_size"]) == (200, 200)
     assert sum(row["count"] for row in calibration["test_reliability"]) == 1000
     not_a_digit = metrics["not_a_digit"]
     assert not_a_digit["false_rejection_rate"] == 0.02
-    assert not_a_digit["validation_correct_rejected"] <= 0.02
+    # Measured on the half the threshold was not chosen on: near the chosen 2 %, not exactly.
+    assert not_a_digit["validation_correct_rejected"] <= 0.1
     assert 0.0 < not_a_digit["threshold"] < 1.0
     assert not_a_digit["outlier_size"] > 150
     assert 0.0 <= not_a_digit["auroc"] <= 1.0

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import ModelDep
+from app.api.deps import ModelDep, SettingsDep
 from app.api.schemas import EvaluationResponse, ModelIdentity
 
 router = APIRouter(tags=["model"])
 
 
 @router.get("/metrics")
-async def read_evaluation(model: ModelDep) -> EvaluationResponse:
+async def read_evaluation(model: ModelDep, settings: SettingsDep) -> EvaluationResponse:
     """Test-split accuracy, macro precision/recall/F1, per-digit scores and confusion matrix,
     the calibration and the not-a-digit operating point."""
     stored = model.evaluation
@@ -27,4 +27,9 @@ async def read_evaluation(model: ModelDep) -> EvaluationResponse:
         test=stored.test,
         calibration=stored.calibration,
         not_a_digit=stored.not_a_digit,
+        digit_confidence_threshold=(
+            model.digit_threshold
+            if settings.DIGIT_CONFIDENCE_THRESHOLD is None
+            else settings.DIGIT_CONFIDENCE_THRESHOLD
+        ),
     )
