@@ -1,4 +1,5 @@
-"""Uploaded bytes to the 28 x 28 digit the model sees: :func:`prepare_upload`."""
+"""Uploaded bytes to the 28 x 28 digit the model sees (:func:`prepare_upload`), or to the
+candidate digits of a number (:func:`segment_upload`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.imaging.decode import decode_upload
+from app.imaging.number_layout import NumberLayout
 from app.imaging.preprocess import to_mnist_digit
+from app.imaging.segmentation import segment_number
 from app.imaging.structure import DecodeLimits
 
 
@@ -18,3 +21,13 @@ def prepare_upload(data: bytes, limits: DecodeLimits) -> NDArray[np.uint8]:
     not make a digit: empty, not an image, corrupt, past ``limits``, or blank.
     """
     return to_mnist_digit(decode_upload(data, limits))
+
+
+def segment_upload(data: bytes, limits: DecodeLimits, max_digits: int) -> NumberLayout:
+    """Decode an uploaded image and find the digits of the number it shows, each drawn as
+    :func:`prepare_upload` draws one digit (see :mod:`app.imaging.segmentation`).
+
+    Raises an :class:`~app.errors.InputError` subclass, and nothing else, for bytes that do not
+    make a number: those :func:`prepare_upload` refuses, and more than ``max_digits`` marks.
+    """
+    return segment_number(decode_upload(data, limits), max_digits)

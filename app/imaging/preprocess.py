@@ -223,6 +223,18 @@ def to_mnist_digit(image: Image.Image | NDArray[np.uint8]) -> NDArray[np.uint8]:
     region = detail_region((working.height, working.width), standard.size, box)
     if region is not None:
         ink, _ = extract_digit_ink(reduce_to_working_size(standard.crop(region)))
+    return ink_to_mnist_digit(ink)
+
+
+def ink_to_mnist_digit(ink: FloatImage) -> NDArray[np.uint8]:
+    """Draw one digit's ink (bright on black, in [0, 1], specks already gone) as MNIST does:
+    crop it, match its stroke width, scale its longest side to 20 pixels and centre it by mass
+    on 28 x 28.
+
+    The tail of :func:`to_mnist_digit`, and what every digit of a number goes through
+    (:mod:`app.imaging.segmentation`), so that a digit is drawn the same way alone or in a
+    number. Raises :class:`~app.errors.NoDigitFoundError` when ``ink`` is empty.
+    """
     digit = crop_to_ink(ink)
     digit = shrink_for_stroke_matching(digit)
     digit = match_stroke_width(digit)
@@ -331,11 +343,23 @@ def extract_clean_ink(image: Image.Image) -> FloatImage:
 def _ink_without_specks(image: Image.Image) -> tuple[FloatImage, Background, float]:
     """The ink of a standard-mode image before contrast normalisation, specks removed, with
     the background and the detection threshold it was measured against."""
+    ink, background, threshold = find_raw_ink(image)
+    return suppress_specks(ink, threshold), background, threshold
+
+
+def find_raw_ink(image: Image.Image) -> tuple[FloatImage, Background, float]:
+    """All the ink of a standard-mode image, bright on dark, before specks are told from
+    strokes and before contrast normalisation: steps 2 to 4 (transparency, background,
+    polarity), with the background and the detection threshold it was measured against.
+
+    Shared by the one-digit path and the segmentation of numbers, which keeps every digit
+    rather than the main one. Raises :class:`~app.errors.NoDigitFoundError` for a blank image.
+    """
     grey, alpha = grey_and_alpha(image)
     grey = composite_on_contrasting_background(grey, alpha)
     background = estimate_background(grey)
     ink, threshold = extract_ink(grey, background)
-    return suppress_specks(ink, threshold), background, threshold
+    return ink, background, threshold
 
 
 def detail_region(
@@ -960,3 +984,13 @@ def _morphology(image: FloatImage, operation: ImageFilter.Filter) -> FloatImage:
     """Apply a Pillow rank filter (max or min) to a float image."""
     filtered = Image.fromarray(image).filter(operation)
     return np.asarray(filtered, dtype=np.float32)
+
+
+def non_stroke_regions(
+    runs: InkRuns, table: RegionTable, shape: tuple[int, int]
+) -> NDArray[np.bool_]:
+    """Which regions of a mask of ``shape`` are not strokes: thin lines along the image's edge
+    (paper edges, page borders) and boxes drawn around the writing, by the rules
+    :func:`suppress_specks` applies; the segmentation of numbers applies the same ones."""
+    lines: NDArray[np.bool_] = _edge_lines(table, shape) | _outline_boxes(runs, table, shape)
+    return lines

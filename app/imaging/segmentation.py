@@ -1,0 +1,370 @@
+"""Every digit of an image of a number: :func:`segment_number`.
+
+The ink is found exactly as for one digit (:func:`~app.imaging.preprocess.find_raw_ink`:
+transparency, background and uneven lighting, ink polarity), then, instead of keeping the main
+stroke and its neighbours, every stroke is kept:
+
+1. Strokes are ink above :data:`~app.imaging.preprocess.RELATIVE_INK_LEVEL` of the solid ink
+   (faint grid lines and shadows fall away); horizontal runs spanning most of the width are
+   ruled lines and are removed; edge lines and boxes around the writing are not strokes
+   (:func:`~app.imaging.preprocess.non_stroke_regions`).
+2. Connected components (:mod:`app.imaging.components`, pieces one pixel apart joined, for
+   dotted pens), at most :data:`MAX_COMPONENTS` of them, the largest.
+3. Components are grouped into digits (:func:`group_parts`): parts whose horizontal extents
+   overlap and that lie one above the other (the flag of a 5, the bar of a 7, a 4 in two
+   strokes), and small parts close to each other (dots).
+4. Groups far smaller than the writing are specks, dashes or fragments of lines; the rest are
+   sorted into lines by their vertical overlap (:func:`into_lines`), top to bottom, each left
+   to right.
+5. Each group becomes candidate digits (:mod:`app.imaging.digit_cuts`): itself, and, when it is
+   wide enough to hold touching digits, the stretches between candidate cuts.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from app.errors import NoDigitFoundError, TooManyDigitsError
+from app.imaging.components import describe_regions, find_runs
+from app.imaging.digit_cuts import group_pieces
+from app.imaging.number_layout import Box, InkGroup, NumberLayout
+from app.imaging.preprocess import (
+    RELATIVE_INK_LEVEL,
+    SOLID_REGION_PERCENTILE,
+    FloatImage,
+    _dilate,
+    find_raw_ink,
+    non_stroke_regions,
+    normalise_contrast,
+    standardise_mode,
+)
+
+NUMBER_WORKING_SIDE = 640
+"""The longest side of the image a number is segmented on: a 10-digit number across a photo
+keeps about 40 pixels a digit, twice the 20 it is drawn with."""
+
+RULED_LINE_SPAN = 0.6
+"""A horizontal run of stroke pixels spanning this fraction of the width is a ruled line (no
+digit's stroke is that long in a number of two or more digits)."""
+
+BRIDGE_RADIUS = 1
+"""Stroke pixels this far apart (and twice this) belong to one component: a dotted pen."""
+
+MAX_COMPONENTS = 256
+"""At most this many components, the largest, are considered; however noisy the image, the
+grouping then costs a bounded time."""
+
+MIN_COMPONENT_MASS_FRACTION = 0.002
+"""Components lighter than this fraction of the largest are specks, dropped before grouping."""
+
+OVERLAP_TO_MERGE = 0.5
+"""Two parts one above the other merge when their horizontal extents overlap by this fraction
+of the narrower one's width ..."""
+
+FULL_OVERLAP = 0.85
+TALL_PART = 0.6
+"""... or by :data:`FULL_OVERLAP` of it when both are at least :data:`TALL_PART` of the taller
+one's height (a 1 beside a digit whose box overhangs it stays apart; the stem of a 4 drawn in
+two strokes lies within the other stroke's extent)."""
+
+MERGE_VERTICAL_GAP = 0.3
+"""... and the vertical gap between them is at most this fraction of the taller one's height
+(digits of two lines stay apart)."""
+
+SMALL_PART = 0.3
+NEAR_GAP = 0.15
+"""Parts smaller than :data:`SMALL_PART` of the writing's height merge with a part at most
+:data:`NEAR_GAP` of that height away (the dots of a dotted stroke)."""
+
+MERGE_ROUNDS = 6
+"""Grouping is repeated until nothing merges, at most this many times."""
+
+MIN_DIGIT_HEIGHT = 0.3
+MIN_DIGIT_MASS = 0.03
+"""A group at most :data:`MIN_DIGIT_HEIGHT` of the tallest substantial group's height, or
+lighter than :data:`MIN_DIGIT_MASS` of the heaviest, is a speck, a dash or a line's fragment."""
+
+MIN_DIGIT_EXTENT_PIXELS = 4
+"""Nothing smaller than this (in the working image) is a digit."""
+
+LINE_OVERLAP = 0.5
+"""A group belongs to a line when its vertical extent overlaps the line's by this fraction of
+the smaller of the two heights."""
+
+REFERENCE_MASS_FRACTION = 0.2
+"""Groups at least this fraction of the heaviest's mass set the writing's height."""
+
+
+def segment_number(image: Image.Image, max_digits: int) -> NumberLayout:
+    """Find the digits of a decoded image, line by line, as candidate 28 x 28 digits.
+
+    Raises :class:`~app.errors.NoDigitFoundError` when no digit-sized ink is found and
+    :class:`~app.errors.TooManyDigitsError` when more than ``max_digits`` groups of ink are.
+    """
+    standard = standardise_mode(image)
+    working = _reduce(standard)
+    raw, background, threshold = find_raw_ink(working)
+    ink = normalise_contrast(raw, noise=background.noise, threshold=threshold)
+    strokes = stroke_mask(raw, threshold)
+    labels, boxes, masses = _components(strokes)
+    groups = group_parts(boxes, masses)
+    group_boxes, group_masses = _group_boxes(boxes, masses, groups)
+    digits = _digit_sized(group_boxes, group_masses, max(strokes.shape))
+    if not digits.size:
+        raise NoDigitFoundError("no digit found: the image holds no digit-sized strokes")
+    if digits.size > max_digits:
+        raise TooManyDigitsError(
+            f"the image holds more than {max_digits} separate marks of digit size "
+            "(MAX_DIGITS_PER_IMAGE); send one number"
+        )
+    scale_x = standard.width / working.width
+    scale_y = standard.height / working.height
+    component_group = np.append(groups, -1)
+    lines: list[tuple[InkGroup, ...]] = []
+    for line in into_lines(group_boxes[digits]):
+        line_boxes = group_boxes[digits[line]]
+        line_height = float(np.median(line_boxes[:, 2] - line_boxes[:, 0]))
+        line_groups = []
+        for index in digits[line].tolist():
+            top, left, bottom, right = (int(value) for value in group_boxes[index])
+            own = component_group[labels[top:bottom, left:right]] == index
+            crop = np.where(own, ink[top:bottom, left:right], np.float32(0.0))
+            box_of = partial(_upload_box, (top, left), (scale_x, scale_y))
+            group = group_pieces(crop, line_height, box_of)
+            if group is not None:
+                line_groups.append(group)
+        if line_groups:
+            lines.append(tuple(line_groups))
+    if not lines:
+        raise NoDigitFoundError("no digit found: the image holds no digit-sized strokes")
+    return NumberLayout(lines=tuple(lines))
+
+
+def stroke_mask(raw: FloatImage, threshold: float) -> NDArray[np.bool_]:
+    """Where ``raw`` ink (before normalisation, detected above ``threshold``) is a stroke: above
+    the relative ink level, ruled lines removed."""
+    above = raw[raw > np.float32(threshold)]
+    level = threshold
+    if above.size:
+        solid = float(np.percentile(above, SOLID_REGION_PERCENTILE))
+        level = max(threshold, RELATIVE_INK_LEVEL * solid)
+    strokes = raw > np.float32(level)
+    _remove_ruled_lines(strokes)
+    return strokes
+
+
+def _remove_ruled_lines(strokes: NDArray[np.bool_]) -> None:
+    """Clear, in place, horizontal runs spanning :data:`RULED_LINE_SPAN` of the width."""
+    height, width = strokes.shape
+    padded = np.zeros((height, width + 2), dtype=np.int8)
+    padded[:, 1:-1] = strokes
+    steps = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(steps == 1)
+    _, ends = np.nonzero(steps == -1)
+    long_runs = (ends - starts) >= RULED_LINE_SPAN * width
+    for row, start, end in zip(
+        rows[long_runs].tolist(), starts[long_runs].tolist(), ends[long_runs].tolist(), strict=True
+    ):
+        strokes[row, start:end] = False
+
+
+def _components(
+    strokes: NDArray[np.bool_],
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+    """The stroke components kept for grouping: a label image (-1 outside them; pixels of
+    the bridged mask, so a stroke's faint halo belongs to it), and each one's box (top, left,
+    bottom, right) and mass."""
+    height, width = strokes.shape
+    bridged = _dilate(strokes, BRIDGE_RADIUS)
+    runs = find_runs(bridged)
+    table = describe_regions(runs, strokes.astype(np.float32))
+    masses = table.masses.copy()
+    if len(table) == 0:
+        raise NoDigitFoundError("no digit found: the image holds no strokes")
+    not_strokes = non_stroke_regions(runs, table, strokes.shape)
+    if not_strokes.any() and not not_strokes.all():
+        masses[not_strokes] = 0.0
+    heaviest = float(masses.max())
+    candidates = np.flatnonzero(masses >= max(MIN_COMPONENT_MASS_FRACTION * heaviest, 1.0))
+    kept = candidates[np.argsort(-masses[candidates], kind="stable")[:MAX_COMPONENTS]]
+    numbering = np.full(len(table) + 1, -1, dtype=np.intp)
+    numbering[kept] = np.arange(kept.size)
+    run_labels = numbering[runs.regions]
+    # Paint each kept run with its component's number (+1, so that 0 is "none").
+    edges = np.zeros((height, width + 1), dtype=np.intp)
+    chosen = run_labels >= 0
+    np.add.at(edges, (runs.rows[chosen], runs.starts[chosen]), run_labels[chosen] + 1)
+    np.add.at(edges, (runs.rows[chosen], runs.ends[chosen]), -(run_labels[chosen] + 1))
+    labels: NDArray[np.intp] = np.cumsum(edges, axis=1)[:, :-1] - 1
+    boxes = np.stack(
+        [table.tops[kept], table.lefts[kept], table.bottoms[kept], table.rights[kept]], axis=1
+    )
+    return labels, boxes, masses[kept]
+
+
+def group_parts(boxes: NDArray[np.intp], masses: NDArray[np.float64]) -> NDArray[np.intp]:
+    """Which group each component (box: top, left, bottom, right) belongs to, groups numbered
+    from 0: parts of one digit are merged by :data:`OVERLAP_TO_MERGE` and the rules after it,
+    repeatedly, since a merged group overlaps more."""
+    count = len(boxes)
+    groups = np.arange(count)
+    if count == 0:
+        return groups
+    reference = _writing_height(boxes, masses)
+    for _ in range(MERGE_ROUNDS):
+        group_boxes, _ = _group_boxes(boxes, masses, groups)
+        pairs = _mergeable_pairs(group_boxes, reference)
+        if not pairs:
+            break
+        groups = _join(groups, pairs)
+    return groups
+
+
+def _mergeable_pairs(boxes: NDArray[np.intp], reference: float) -> list[tuple[int, int]]:
+    """Pairs of groups (by index into ``boxes``) that are parts of one digit."""
+    tops, lefts, bottoms, rights = (boxes[:, column].astype(np.float64) for column in range(4))
+    heights, widths = bottoms - tops, rights - lefts
+    overlap = np.minimum.outer(rights, rights) - np.maximum.outer(lefts, lefts)
+    narrower = np.minimum.outer(widths, widths)
+    taller = np.maximum.outer(heights, heights)
+    vertical_gap = np.maximum(
+        0.0, np.maximum(np.subtract.outer(tops, bottoms), np.subtract.outer(tops, bottoms).T)
+    )
+    horizontal_gap = np.maximum(
+        0.0, np.maximum(np.subtract.outer(lefts, rights), np.subtract.outer(lefts, rights).T)
+    )
+    tall = heights >= TALL_PART * taller
+    both_tall = tall & tall.T
+    needed = np.where(both_tall, FULL_OVERLAP, OVERLAP_TO_MERGE) * narrower
+    stacked = (overlap >= needed) & (vertical_gap <= MERGE_VERTICAL_GAP * taller)
+    extents = np.maximum(heights, widths)
+    small = np.minimum.outer(extents, extents) < SMALL_PART * reference
+    near = small & (np.maximum(vertical_gap, horizontal_gap) <= NEAR_GAP * reference)
+    mergeable = np.triu(stacked | near, k=1)
+    first, second = np.nonzero(mergeable)
+    return list(zip(first.tolist(), second.tolist(), strict=True))
+
+
+def _join(groups: NDArray[np.intp], pairs: list[tuple[int, int]]) -> NDArray[np.intp]:
+    """Renumber components after joining the given pairs of groups (union-find)."""
+    parents = list(range(int(groups.max()) + 1))
+
+    def root(node: int) -> int:
+        while parents[node] != node:
+            parents[node] = parents[parents[node]]
+            node = parents[node]
+        return node
+
+    for first, second in pairs:
+        first_root, second_root = root(first), root(second)
+        if first_root != second_root:
+            parents[max(first_root, second_root)] = min(first_root, second_root)
+    roots = np.array([root(group) for group in groups.tolist()], dtype=np.intp)
+    _, renumbered = np.unique(roots, return_inverse=True)
+    return renumbered.astype(np.intp)
+
+
+def _group_boxes(
+    boxes: NDArray[np.intp], masses: NDArray[np.float64], groups: NDArray[np.intp]
+) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """Each group's box (the union of its components') and mass."""
+    count = int(groups.max()) + 1 if groups.size else 0
+    group_boxes = np.zeros((count, 4), dtype=np.intp)
+    group_boxes[:, :2] = np.iinfo(np.intp).max
+    np.minimum.at(group_boxes[:, 0], groups, boxes[:, 0])
+    np.minimum.at(group_boxes[:, 1], groups, boxes[:, 1])
+    np.maximum.at(group_boxes[:, 2], groups, boxes[:, 2])
+    np.maximum.at(group_boxes[:, 3], groups, boxes[:, 3])
+    group_masses: NDArray[np.float64] = np.bincount(groups, weights=masses, minlength=count)
+    return group_boxes, group_masses
+
+
+def _writing_height(boxes: NDArray[np.intp], masses: NDArray[np.float64]) -> float:
+    """The height of the writing: the tallest of the boxes at least
+    :data:`REFERENCE_MASS_FRACTION` of the heaviest's mass."""
+    heavy = masses >= REFERENCE_MASS_FRACTION * float(masses.max())
+    return float((boxes[heavy, 2] - boxes[heavy, 0]).max())
+
+
+def _digit_sized(
+    boxes: NDArray[np.intp], masses: NDArray[np.float64], longest_side: int
+) -> NDArray[np.intp]:
+    """Indices of the groups that may be digits (see :data:`MIN_DIGIT_HEIGHT`)."""
+    if not len(boxes):
+        return np.zeros(0, dtype=np.intp)
+    heights = boxes[:, 2] - boxes[:, 0]
+    extents = np.maximum(heights, boxes[:, 3] - boxes[:, 1])
+    reference = _writing_height(boxes, masses)
+    smallest = max(MIN_DIGIT_EXTENT_PIXELS, 0.03 * longest_side)
+    digit_sized = (
+        (heights >= MIN_DIGIT_HEIGHT * reference)
+        & (masses >= MIN_DIGIT_MASS * float(masses.max()))
+        & (extents >= smallest)
+    )
+    return np.flatnonzero(digit_sized)
+
+
+def into_lines(boxes: NDArray[np.intp]) -> list[NDArray[np.intp]]:
+    """Indices into ``boxes`` (top, left, bottom, right) grouped into lines of writing: top to
+    bottom, each left to right. A box joins the line whose typical vertical extent it overlaps
+    most, by at least :data:`LINE_OVERLAP` of the smaller height, else starts a line."""
+    lines: list[list[int]] = []
+    bands: list[tuple[float, float]] = []
+    centres = (boxes[:, 0] + boxes[:, 2]) / 2.0
+    for index in np.argsort(centres, kind="stable").tolist():
+        top, bottom = float(boxes[index, 0]), float(boxes[index, 2])
+        best, best_overlap = -1, 0.0
+        for number, (band_top, band_bottom) in enumerate(bands):
+            overlap = min(bottom, band_bottom) - max(top, band_top)
+            needed = LINE_OVERLAP * min(bottom - top, band_bottom - band_top)
+            if overlap >= needed and overlap > best_overlap:
+                best, best_overlap = number, overlap
+        if best < 0:
+            lines.append([index])
+            bands.append((top, bottom))
+            continue
+        lines[best].append(index)
+        members = boxes[lines[best]]
+        bands[best] = (float(np.median(members[:, 0])), float(np.median(members[:, 2])))
+    order = sorted(range(len(lines)), key=lambda number: sum(bands[number]))
+    return [
+        np.array(sorted(lines[number], key=lambda index: int(boxes[index, 1])), dtype=np.intp)
+        for number in order
+    ]
+
+
+def _reduce(standard: Image.Image) -> Image.Image:
+    """The image box-averaged down to :data:`NUMBER_WORKING_SIDE` on its longest side."""
+    width, height = standard.size
+    longest = max(width, height)
+    if longest <= NUMBER_WORKING_SIDE:
+        return standard
+    scale = NUMBER_WORKING_SIDE / longest
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return standard.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+
+
+def _upload_box(
+    offset: tuple[int, int],
+    scale: tuple[float, float],
+    top: int,
+    left: int,
+    bottom: int,
+    right: int,
+) -> Box:
+    """A box (top, left, bottom, right) of a group's crop, whose corner is at ``offset`` (row,
+    column) in the working image, in the uploaded image's pixels (``scale``: x, y)."""
+    scale_x, scale_y = scale
+    top, left = top + offset[0], left + offset[1]
+    bottom, right = bottom + offset[0], right + offset[1]
+    x, y = int(left * scale_x), int(top * scale_y)
+    return Box(
+        x=x,
+        y=y,
+        width=max(1, int(np.ceil(right * scale_x)) - x),
+        height=max(1, int(np.ceil(bottom * scale_y)) - y),
+    )
