@@ -279,7 +279,7 @@ def _group_boxes(
     np.minimum.at(group_boxes[:, 1], groups, boxes[:, 1])
     np.maximum.at(group_boxes[:, 2], groups, boxes[:, 2])
     np.maximum.at(group_boxes[:, 3], groups, boxes[:, 3])
-    group_masses: NDArray[np.float64] = np.bincount(groups, weights=masses, minlength=count)
+    group_masses = np.bincount(groups, weights=masses, minlength=count).astype(np.float64)
     return group_boxes, group_masses
 
 
