@@ -2,10 +2,10 @@
 :class:`~app.imaging.number_layout.NumberLayout` turned into one reading.
 
 Each group of ink is read as the chain of its candidate pieces, from its left edge to its right
-one, that is most probable: the sum over the chain of each piece's log confidence and its
-geometric prior (:mod:`app.imaging.digit_cuts`), found by dynamic programming over the cut
-positions. So a cut between touching digits is chosen by the classifier's confidence in the
-digits it leaves.
+one, that is most probable: the sum over the chain of each piece's log confidence and a prior
+on its shape (:func:`_log_prior`: too wide for one digit, too narrow for any but a 1), found
+by dynamic programming over the cut positions. So a cut between touching digits is chosen by
+the classifier's confidence in the digits it leaves.
 
 The whole reading's confidence is the product of its digits' confidences: the probability
 that every digit is right, were the digits' errors independent.
@@ -30,7 +30,17 @@ if TYPE_CHECKING:
 _SMALLEST_PROBABILITY = 1e-12
 """Confidences are floored at this before their logarithm is taken."""
 
-NARROW_DIGIT_WIDTH = 0.45
+PIECE_LOG_PRIOR = math.log(0.5)
+"""Every piece costs this much (natural log): splitting a group in two must be read about
+twice as confidently as keeping it whole."""
+
+WIDE_DIGIT_WIDTH = 1.0
+WIDE_PENALTY = 4.0
+"""A piece wider than :data:`WIDE_DIGIT_WIDTH` of its line's height costs
+:data:`WIDE_PENALTY` (log) per unit of extra width: two touching digits are wider than
+one."""
+
+NARROW_DIGIT_WIDTH = 0.35
 NARROW_PENALTY = 20.0
 """A piece cut out of a group, narrower than :data:`NARROW_DIGIT_WIDTH` of its line's height
 and read as another digit than 1, costs :data:`NARROW_PENALTY` (log) per unit of missing
@@ -102,6 +112,14 @@ def choose_reading(
     return NumberReading(lines=tuple(lines))
 
 
+def _log_prior(piece: InkPiece, prediction: DigitPrediction) -> float:
+    """How plausible the piece's shape is for the digit it is read as (natural log)."""
+    prior = PIECE_LOG_PRIOR - WIDE_PENALTY * max(0.0, piece.width - WIDE_DIGIT_WIDTH)
+    if piece.cut and prediction.digit != 1:
+        prior -= NARROW_PENALTY * max(0.0, NARROW_DIGIT_WIDTH - piece.width)
+    return prior
+
+
 def _best_chain(group: InkGroup, predictions: Sequence[DigitPrediction]) -> list[ReadDigit]:
     """The most probable chain of pieces across ``group`` (see the module's docstring)."""
     best = np.full(group.boundaries, -np.inf)
@@ -113,9 +131,7 @@ def _best_chain(group: InkGroup, predictions: Sequence[DigitPrediction]) -> list
         if not np.isfinite(best[piece.start]):
             continue
         confidence = max(float(prediction.confidence), _SMALLEST_PROBABILITY)
-        score = best[piece.start] + math.log(confidence) + piece.log_prior
-        if piece.cut and prediction.digit != 1:
-            score -= NARROW_PENALTY * max(0.0, NARROW_DIGIT_WIDTH - piece.width)
+        score = best[piece.start] + math.log(confidence) + _log_prior(piece, prediction)
         if score > best[piece.end]:
             best[piece.end] = score
             came_from[piece.end] = (piece, prediction)

@@ -6,13 +6,11 @@ between two candidate cuts that is as wide as a digit can be becomes a candidate
 as one 28 x 28 digit by the same function as a lone digit
 (:func:`~app.imaging.preprocess.ink_to_mnist_digit`). The classifier later chooses the chain of
 pieces it reads best (:mod:`app.number_reading`): the cut is chosen by its confidence, not by
-the geometry alone. Each piece carries a prior from its geometry (how wide it is for a digit
-of its line), so that a wide piece must be read far better than its split to be kept whole.
+the geometry alone.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -22,7 +20,7 @@ from app.errors import NoDigitFoundError
 from app.imaging.number_layout import Box, InkGroup, InkPiece
 from app.imaging.preprocess import FloatImage, crop_box, ink_to_mnist_digit
 
-MIN_SPLIT_WIDTH = 0.75
+MIN_SPLIT_WIDTH = 0.5
 """Groups at least this wide (as a fraction of their line's digit height) get candidate cuts;
 narrower ones are read as one digit."""
 
@@ -38,15 +36,6 @@ CUTS_PER_DIGIT = 2.0
 
 TYPICAL_DIGIT_WIDTH = 0.6
 MAX_CUTS = 16
-
-PIECE_LOG_PRIOR = math.log(0.5)
-"""Every piece costs this much (natural log): splitting a group in two must be read about
-twice as confidently as keeping it whole."""
-
-WIDE_DIGIT_WIDTH = 1.0
-WIDE_PENALTY = 4.0
-"""A piece wider than :data:`WIDE_DIGIT_WIDTH` of its line's height costs
-:data:`WIDE_PENALTY` (log) per unit of extra width: two touching digits are wider than one."""
 
 BoxOf = Callable[[int, int, int, int], Box]
 """Maps a box (top, left, bottom, right) in the group's crop to the uploaded image's pixels."""
@@ -83,7 +72,7 @@ def candidate_cuts(ink: FloatImage, line_height: float) -> list[int]:
 def group_pieces(ink: FloatImage, line_height: float, box_of: BoxOf) -> InkGroup | None:
     """The candidate digits of one group of ink (cropped to its box, other groups' ink
     removed): the whole group and every stretch between two candidate cuts as wide as a
-    digit, each drawn as a 28 x 28 digit with its box and geometric prior. None when nothing
+    digit, each drawn as a 28 x 28 digit with its box and width. None when nothing
     in it can be drawn."""
     width = ink.shape[1]
     boundaries = [0, *candidate_cuts(ink, line_height), width]
@@ -94,23 +83,19 @@ def group_pieces(ink: FloatImage, line_height: float, box_of: BoxOf) -> InkGroup
             left, right = boundaries[start], boundaries[end]
             piece_width = (right - left) / line_height
             whole = start == 0 and end == last
-            if piece_width > MAX_PIECE_WIDTH and not whole:
-                break
-            if piece_width < MIN_PIECE_WIDTH and not whole:
+            if not whole and not MIN_PIECE_WIDTH <= piece_width <= MAX_PIECE_WIDTH:
                 continue
             piece = _draw_piece(ink[:, left:right], left)
             if piece is None:
                 continue
             top, piece_left, bottom, piece_right = piece[1]
             drawn_width = (piece_right - piece_left) / line_height
-            prior = PIECE_LOG_PRIOR - WIDE_PENALTY * max(0.0, drawn_width - WIDE_DIGIT_WIDTH)
             pieces.append(
                 InkPiece(
                     start=start,
                     end=end,
                     digit_image=piece[0],
                     box=box_of(top, piece_left, bottom, piece_right),
-                    log_prior=prior,
                     width=drawn_width,
                     cut=not whole,
                 )

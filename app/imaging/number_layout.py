@@ -34,9 +34,6 @@ class InkPiece:
     """Index of the cut position where it ends (``len(cuts) + 1``: the group's right edge)."""
     digit_image: NDArray[np.uint8]
     box: Box
-    log_prior: float
-    """How plausible the piece's shape is for one digit (natural log, at most 0), before the
-    classifier has read it."""
     width: float
     """The piece's ink width as a fraction of its line's digit height."""
     cut: bool
