@@ -11,8 +11,8 @@ stroke and its neighbours, every stroke is kept:
 2. Connected components (:mod:`app.imaging.components`, pieces one pixel apart joined, for
    dotted pens), at most :data:`MAX_COMPONENTS` of them, the largest.
 3. Components are grouped into digits (:func:`group_parts`): parts whose horizontal extents
-   overlap and that lie one above the other (the flag of a 5, the bar of a 7, a 4 in two
-   strokes), and small parts close to each other (dots).
+   overlap and that lie one above the other (the flag of a 5, the bar of a 7, a 4 whose stem
+   was drawn apart from its bar), specks left out.
 4. Groups far smaller than the writing are specks, dashes or fragments of lines; the rest are
    sorted into lines by their vertical overlap (:func:`into_lines`), top to bottom, each left
    to right.
@@ -75,10 +75,9 @@ MERGE_VERTICAL_GAP = 0.3
 """... and the vertical gap between them is at most this fraction of the taller one's height
 (digits of two lines stay apart)."""
 
-SMALL_PART = 0.3
-NEAR_GAP = 0.15
-"""Parts smaller than :data:`SMALL_PART` of the writing's height merge with a part at most
-:data:`NEAR_GAP` of that height away (the dots of a dotted stroke)."""
+MIN_PART = 0.15
+"""Only parts at least this fraction of the writing's height (their longer side) merge: a speck
+above or below a digit stays out of it."""
 
 MERGE_ROUNDS = 6
 """Grouping is repeated until nothing merges, at most this many times."""
@@ -234,17 +233,13 @@ def _mergeable_pairs(boxes: NDArray[np.intp], reference: float) -> list[tuple[in
     vertical_gap = np.maximum(
         0.0, np.maximum(np.subtract.outer(tops, bottoms), np.subtract.outer(tops, bottoms).T)
     )
-    horizontal_gap = np.maximum(
-        0.0, np.maximum(np.subtract.outer(lefts, rights), np.subtract.outer(lefts, rights).T)
-    )
     tall = heights >= TALL_PART * taller
     both_tall = tall & tall.T
     needed = np.where(both_tall, FULL_OVERLAP, OVERLAP_TO_MERGE) * narrower
     stacked = (overlap >= needed) & (vertical_gap <= MERGE_VERTICAL_GAP * taller)
     extents = np.maximum(heights, widths)
-    small = np.minimum.outer(extents, extents) < SMALL_PART * reference
-    near = small & (np.maximum(vertical_gap, horizontal_gap) <= NEAR_GAP * reference)
-    mergeable = np.triu(stacked | near, k=1)
+    substantial = np.minimum.outer(extents, extents) >= MIN_PART * reference
+    mergeable = np.triu(stacked & substantial, k=1)
     first, second = np.nonzero(mergeable)
     return list(zip(first.tolist(), second.tolist(), strict=True))
 
