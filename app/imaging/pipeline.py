@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from app.imaging.decode import decode_upload
+from app.imaging.decode import decode_upload, decode_upload_sized
 from app.imaging.number_layout import NumberLayout
 from app.imaging.preprocess import to_mnist_digit
-from app.imaging.segmentation import segment_number
+from app.imaging.segmentation import NUMBER_WORKING_SIDE, segment_number
 from app.imaging.structure import DecodeLimits
 
 
@@ -30,4 +30,5 @@ def segment_upload(data: bytes, limits: DecodeLimits, max_digits: int) -> Number
     Raises an :class:`~app.errors.InputError` subclass, and nothing else, for bytes that do not
     make a number: those :func:`prepare_upload` refuses, and more than ``max_digits`` marks.
     """
-    return segment_number(decode_upload(data, limits), max_digits)
+    image, upload_size = decode_upload_sized(data, limits, min_side=NUMBER_WORKING_SIDE)
+    return segment_number(image, max_digits, upload_size=upload_size)

@@ -98,8 +98,12 @@ REFERENCE_MASS_FRACTION = 0.2
 """Groups at least this fraction of the heaviest's mass set the writing's height."""
 
 
-def segment_number(image: Image.Image, max_digits: int) -> NumberLayout:
-    """Find the digits of a decoded image, line by line, as candidate 28 x 28 digits.
+def segment_number(
+    image: Image.Image, max_digits: int, *, upload_size: tuple[int, int] | None = None
+) -> NumberLayout:
+    """Find the digits of a decoded image, line by line, as candidate 28 x 28 digits, their
+    boxes in the pixels of an upload of ``upload_size`` (width, height; by default the image's
+    own) that was decoded at a reduced scale into ``image``.
 
     Raises :class:`~app.errors.NoDigitFoundError` when no digit-sized ink is found and
     :class:`~app.errors.TooManyDigitsError` when more than ``max_digits`` groups of ink are.
@@ -120,8 +124,9 @@ def segment_number(image: Image.Image, max_digits: int) -> NumberLayout:
             f"the image holds more than {max_digits} separate marks of digit size "
             "(MAX_DIGITS_PER_IMAGE); send one number"
         )
-    scale_x = standard.width / working.width
-    scale_y = standard.height / working.height
+    upload_width, upload_height = upload_size or standard.size
+    scale_x = upload_width / working.width
+    scale_y = upload_height / working.height
     component_group = np.append(groups, -1)
     lines: list[tuple[InkGroup, ...]] = []
     for line in into_lines(group_boxes[digits]):
