@@ -72,8 +72,10 @@ one's height (a 1 beside a digit whose box overhangs it stays apart; the stem of
 two strokes lies within the other stroke's extent)."""
 
 MERGE_VERTICAL_GAP = 0.3
-"""... and the vertical gap between them is at most this fraction of the taller one's height
-(digits of two lines stay apart)."""
+MAX_MERGED_HEIGHT = 1.3
+"""... and the vertical gap between them is at most :data:`MERGE_VERTICAL_GAP` of the
+writing's height, and together they are at most :data:`MAX_MERGED_HEIGHT` of it (digits of two
+lines, or a column of marks, stay apart)."""
 
 MIN_PART = 0.15
 """Only parts at least this fraction of the writing's height (their longer side) merge: a speck
@@ -241,7 +243,12 @@ def _mergeable_pairs(boxes: NDArray[np.intp], reference: float) -> list[tuple[in
     tall = heights >= TALL_PART * taller
     both_tall = tall & tall.T
     needed = np.where(both_tall, FULL_OVERLAP, OVERLAP_TO_MERGE) * narrower
-    stacked = (overlap >= needed) & (vertical_gap <= MERGE_VERTICAL_GAP * taller)
+    merged_height = np.maximum.outer(bottoms, bottoms) - np.minimum.outer(tops, tops)
+    stacked = (
+        (overlap >= needed)
+        & (vertical_gap <= MERGE_VERTICAL_GAP * reference)
+        & (merged_height <= MAX_MERGED_HEIGHT * reference)
+    )
     extents = np.maximum(heights, widths)
     substantial = np.minimum.outer(extents, extents) >= MIN_PART * reference
     mergeable = np.triu(stacked & substantial, k=1)
