@@ -22,6 +22,7 @@ stroke and its neighbours, every stroke is kept:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -100,6 +101,55 @@ REFERENCE_MASS_FRACTION = 0.2
 """Groups at least this fraction of the heaviest's mass set the writing's height."""
 
 
+@dataclass(frozen=True, slots=True)
+class DigitGroups:
+    """The groups of ink of an image that may be digits, on its working image."""
+
+    working_size: tuple[int, int]
+    """Width and height of the working image the groups were found on."""
+    ink: FloatImage
+    """The working image's ink, normalised to [0, 1]."""
+    labels: NDArray[np.intp]
+    """Each working pixel's component (-1: none)."""
+    component_groups: NDArray[np.intp]
+    """Each component's group, with -1 appended (so that ``component_groups[labels]`` works)."""
+    boxes: NDArray[np.intp]
+    """Each group's box (top, left, bottom, right)."""
+    digits: NDArray[np.intp]
+    """The groups of digit size (indices into ``boxes``)."""
+
+
+def find_digit_groups(image: Image.Image) -> DigitGroups:
+    """Steps 1 to 4 of the module's docstring: the digit-sized groups of ink of a decoded image.
+
+    Raises :class:`~app.errors.NoDigitFoundError` when there is no ink.
+    """
+    working = _reduce(standardise_mode(image))
+    raw, background, threshold = find_raw_ink(working)
+    ink = normalise_contrast(raw, noise=background.noise, threshold=threshold)
+    strokes = stroke_mask(raw, threshold)
+    labels, boxes, masses = _components(strokes)
+    groups = group_parts(boxes, masses)
+    group_boxes, group_masses = _group_boxes(boxes, masses, groups)
+    return DigitGroups(
+        working_size=working.size,
+        ink=ink,
+        labels=labels,
+        component_groups=np.append(groups, -1),
+        boxes=group_boxes,
+        digits=_digit_sized(group_boxes, group_masses, max(strokes.shape)),
+    )
+
+
+def count_separate_digits(image: Image.Image) -> int:
+    """How many separate digit-sized groups of ink a decoded image holds (0 when none):
+    touching digits count as one. Cheap next to :func:`segment_number`, which also draws them."""
+    try:
+        return int(find_digit_groups(image).digits.size)
+    except NoDigitFoundError:
+        return 0
+
+
 def segment_number(
     image: Image.Image, max_digits: int, *, upload_size: tuple[int, int] | None = None
 ) -> NumberLayout:
@@ -110,15 +160,8 @@ def segment_number(
     Raises :class:`~app.errors.NoDigitFoundError` when no digit-sized ink is found and
     :class:`~app.errors.TooManyDigitsError` when more than ``max_digits`` groups of ink are.
     """
-    standard = standardise_mode(image)
-    working = _reduce(standard)
-    raw, background, threshold = find_raw_ink(working)
-    ink = normalise_contrast(raw, noise=background.noise, threshold=threshold)
-    strokes = stroke_mask(raw, threshold)
-    labels, boxes, masses = _components(strokes)
-    groups = group_parts(boxes, masses)
-    group_boxes, group_masses = _group_boxes(boxes, masses, groups)
-    digits = _digit_sized(group_boxes, group_masses, max(strokes.shape))
+    found = find_digit_groups(image)
+    digits = found.digits
     if not digits.size:
         raise NoDigitFoundError("no digit found: the image holds no digit-sized strokes")
     if digits.size > max_digits:
@@ -126,21 +169,19 @@ def segment_number(
             f"the image holds more than {max_digits} separate marks of digit size "
             "(MAX_DIGITS_PER_IMAGE); send one number"
         )
-    upload_width, upload_height = upload_size or standard.size
-    scale_x = upload_width / working.width
-    scale_y = upload_height / working.height
-    component_group = np.append(groups, -1)
+    working_width, working_height = found.working_size
+    upload_width, upload_height = upload_size or image.size
+    scale = (upload_width / working_width, upload_height / working_height)
     lines: list[tuple[InkGroup, ...]] = []
-    for line in into_lines(group_boxes[digits]):
-        line_boxes = group_boxes[digits[line]]
+    for line in into_lines(found.boxes[digits]):
+        line_boxes = found.boxes[digits[line]]
         line_height = float(np.median(line_boxes[:, 2] - line_boxes[:, 0]))
         line_groups = []
         for index in digits[line].tolist():
-            top, left, bottom, right = (int(value) for value in group_boxes[index])
-            own = component_group[labels[top:bottom, left:right]] == index
-            crop = np.where(own, ink[top:bottom, left:right], np.float32(0.0))
-            box_of = partial(_upload_box, (top, left), (scale_x, scale_y))
-            group = group_pieces(crop, line_height, box_of)
+            top, left, bottom, right = (int(value) for value in found.boxes[index])
+            own = found.component_groups[found.labels[top:bottom, left:right]] == index
+            crop = np.where(own, found.ink[top:bottom, left:right], np.float32(0.0))
+            group = group_pieces(crop, line_height, partial(_upload_box, (top, left), scale))
             if group is not None:
                 line_groups.append(group)
         if line_groups:
