@@ -192,7 +192,7 @@ function showVerdict(prediction) {
   if (prediction.reason === "several_digits") {
     const hint = document.createElement("span");
     hint.className = "hint";
-    hint.textContent = "Choose “A number” above the pad to read every digit.";
+    hint.textContent = "Choose “A number” below the pad to read every digit.";
     parts.push(hint);
   }
   elements.confidence.replaceChildren(...parts);
