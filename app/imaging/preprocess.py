@@ -986,11 +986,7 @@ def _morphology(image: FloatImage, operation: ImageFilter.Filter) -> FloatImage:
     return np.asarray(filtered, dtype=np.float32)
 
 
-def non_stroke_regions(
-    runs: InkRuns, table: RegionTable, shape: tuple[int, int]
-) -> NDArray[np.bool_]:
-    """Which regions of a mask of ``shape`` are not strokes: thin lines along the image's edge
-    (paper edges, page borders) and boxes drawn around the writing, by the rules
-    :func:`suppress_specks` applies; the segmentation of numbers applies the same ones."""
-    lines: NDArray[np.bool_] = _edge_lines(table, shape) | _outline_boxes(runs, table, shape)
-    return lines
+def drawn_boxes(runs: InkRuns, table: RegionTable, shape: tuple[int, int]) -> NDArray[np.bool_]:
+    """Which regions of a mask of ``shape`` are boxes drawn or printed around the writing, by
+    the rule :func:`suppress_specks` applies (the segmentation of numbers applies it too)."""
+    return _outline_boxes(runs, table, shape)

@@ -6,8 +6,8 @@ stroke and its neighbours, every stroke is kept:
 
 1. Strokes are ink above :data:`~app.imaging.preprocess.RELATIVE_INK_LEVEL` of the solid ink
    (faint grid lines and shadows fall away); horizontal runs spanning most of the width are
-   ruled lines and are removed; edge lines and boxes around the writing are not strokes
-   (:func:`~app.imaging.preprocess.non_stroke_regions`).
+   ruled lines and are removed; lines along the image's edge and boxes around the writing
+   (:func:`~app.imaging.preprocess.drawn_boxes`) are not strokes.
 2. Connected components (:mod:`app.imaging.components`, pieces one pixel apart joined, for
    dotted pens), at most :data:`MAX_COMPONENTS` of them, the largest.
 3. Components are grouped into digits (:func:`group_parts`): parts whose horizontal extents
@@ -30,16 +30,17 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from app.errors import NoDigitFoundError, TooManyDigitsError
-from app.imaging.components import describe_regions, find_runs
+from app.imaging.components import RegionTable, describe_regions, find_runs
 from app.imaging.digit_cuts import group_pieces
 from app.imaging.number_layout import Box, InkGroup, NumberLayout
 from app.imaging.preprocess import (
+    EDGE_LINE_SPAN,
     RELATIVE_INK_LEVEL,
     SOLID_REGION_PERCENTILE,
     FloatImage,
     _dilate,
+    drawn_boxes,
     find_raw_ink,
-    non_stroke_regions,
     normalise_contrast,
     standardise_mode,
 )
@@ -232,7 +233,7 @@ def _components(
     masses = table.masses.copy()
     if len(table) == 0:
         raise NoDigitFoundError("no digit found: the image holds no strokes")
-    not_strokes = non_stroke_regions(runs, table, strokes.shape)
+    not_strokes = drawn_boxes(runs, table, strokes.shape) | _edge_lines(table, strokes.shape)
     if not_strokes.any() and not not_strokes.all():
         masses[not_strokes] = 0.0
     heaviest = float(masses.max())
@@ -251,6 +252,19 @@ def _components(
         [table.tops[kept], table.lefts[kept], table.bottoms[kept], table.rights[kept]], axis=1
     )
     return labels, boxes, masses[kept]
+
+
+def _edge_lines(table: RegionTable, shape: tuple[int, int]) -> NDArray[np.bool_]:
+    """Which regions are lines along the image's edge (a paper edge, a page border): touching
+    the edge and spanning :data:`EDGE_LINE_SPAN` of the image along it. Unlike the one-digit
+    rule, a stroke near the edge without touching it is kept: a 1 opens many a number."""
+    height, width = shape
+    spans_width = table.rights - table.lefts >= EDGE_LINE_SPAN * width
+    spans_height = table.bottoms - table.tops >= EDGE_LINE_SPAN * height
+    horizontal = spans_width & ((table.tops == 0) | (table.bottoms == height))
+    vertical = spans_height & ((table.lefts == 0) | (table.rights == width))
+    lines: NDArray[np.bool_] = horizontal | vertical
+    return lines
 
 
 def group_parts(boxes: NDArray[np.intp], masses: NDArray[np.float64]) -> NDArray[np.intp]:

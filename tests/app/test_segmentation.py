@@ -229,3 +229,17 @@ def test_segment_touching_mnist_digits_offers_cuts_and_the_whole(mnist_sample: S
 def _components_in(mask: NDArray[np.bool_]) -> int:
     """The number of 8-connected components of ``mask``."""
     return find_runs(mask).region_count
+
+
+def test_segment_tight_crop_keeps_a_one_by_the_edge_but_drops_a_paper_edge() -> None:
+    image = draw_number([[ONE, ZERO, SEVEN]])
+    ink = np.asarray(image) < 128
+    columns, rows = np.flatnonzero(ink.any(axis=0)), np.flatnonzero(ink.any(axis=1))
+    tight = image.crop((columns[0] - 3, rows[0] - 3, columns[-1] + 4, rows[-1] + 4))
+
+    assert group_count(segment_number(tight, max_digits=32)) == [3]
+
+    # A dark band along the left edge, the table beyond the paper, is no digit.
+    with_edge = image.copy()
+    ImageDraw.Draw(with_edge).rectangle([0, 0, 6, with_edge.height], fill=0)
+    assert group_count(segment_number(with_edge, max_digits=32)) == [3]
