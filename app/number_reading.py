@@ -40,6 +40,10 @@ WIDE_PENALTY = 4.0
 :data:`WIDE_PENALTY` (log) per unit of extra width: two touching digits are wider than
 one."""
 
+NOT_A_DIGIT_PENALTY = 0.0
+"""A piece the classifier does not take for one digit (``is_digit`` false) costs this much
+(log), beyond its low confidence."""
+
 NARROW_DIGIT_WIDTH = 0.35
 NARROW_PENALTY = 20.0
 """A piece cut out of a group, narrower than :data:`NARROW_DIGIT_WIDTH` of its line's height
@@ -115,6 +119,8 @@ def choose_reading(
 def _log_prior(piece: InkPiece, prediction: DigitPrediction) -> float:
     """How plausible the piece's shape is for the digit it is read as (natural log)."""
     prior = PIECE_LOG_PRIOR - WIDE_PENALTY * max(0.0, piece.width - WIDE_DIGIT_WIDTH)
+    if not getattr(prediction, "is_digit", True):
+        prior -= NOT_A_DIGIT_PENALTY
     if piece.cut and prediction.digit != 1:
         prior -= NARROW_PENALTY * max(0.0, NARROW_DIGIT_WIDTH - piece.width)
     return prior

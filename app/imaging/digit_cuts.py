@@ -17,8 +17,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.errors import NoDigitFoundError
+from app.imaging.components import describe_regions, find_runs, paint_regions
 from app.imaging.number_layout import Box, InkGroup, InkPiece
-from app.imaging.preprocess import FloatImage, crop_box, ink_to_mnist_digit
+from app.imaging.preprocess import FloatImage, _dilate, crop_box, ink_to_mnist_digit
 
 MIN_SPLIT_WIDTH = 0.5
 """Groups at least this wide (as a fraction of their line's digit height) get candidate cuts;
@@ -36,6 +37,10 @@ CUTS_PER_DIGIT = 2.0
 
 TYPICAL_DIGIT_WIDTH = 0.6
 MAX_CUTS = 16
+
+SLIVER_MASS = 0.15
+"""Separate bits of a cut-out piece lighter than this fraction of its largest part are
+slivers of the neighbouring digit, left out of the piece."""
 
 BoxOf = Callable[[int, int, int, int], Box]
 """Maps a box (top, left, bottom, right) in the group's crop to the uploaded image's pixels."""
@@ -85,7 +90,8 @@ def group_pieces(ink: FloatImage, line_height: float, box_of: BoxOf) -> InkGroup
             whole = start == 0 and end == last
             if not whole and not MIN_PIECE_WIDTH <= piece_width <= MAX_PIECE_WIDTH:
                 continue
-            piece = _draw_piece(ink[:, left:right], left)
+            stretch = ink[:, left:right]
+            piece = _draw_piece(stretch if whole else _without_slivers(stretch), left)
             if piece is None:
                 continue
             top, piece_left, bottom, piece_right = piece[1]
@@ -103,6 +109,20 @@ def group_pieces(ink: FloatImage, line_height: float, box_of: BoxOf) -> InkGroup
     if not any(piece.start == 0 for piece in pieces):
         return None
     return InkGroup(boundaries=len(boundaries), pieces=tuple(pieces))
+
+
+def _without_slivers(ink: FloatImage) -> FloatImage:
+    """A cut-out stretch of ink without the slivers of the neighbouring digit that the straight
+    cut left in it: separate bits lighter than :data:`SLIVER_MASS` of its largest part."""
+    runs = find_runs(ink >= np.float32(0.5))
+    if runs.region_count <= 1:
+        return ink
+    table = describe_regions(runs, ink)
+    keep = table.masses >= SLIVER_MASS * float(table.masses.max())
+    if keep.all():
+        return ink
+    kept = _dilate(paint_regions(runs, keep, ink.shape), 1)
+    return np.where(kept, ink, np.float32(0.0))
 
 
 def _draw_piece(

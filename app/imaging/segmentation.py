@@ -50,8 +50,10 @@ NUMBER_WORKING_SIDE = 640
 keeps about 40 pixels a digit, twice the 20 it is drawn with."""
 
 RULED_LINE_SPAN = 0.6
-"""A horizontal run of stroke pixels spanning this fraction of the width is a ruled line (no
-digit's stroke is that long in a number of two or more digits)."""
+RULED_LINE_HEIGHTS = 2.0
+"""A horizontal run of stroke pixels spanning :data:`RULED_LINE_SPAN` of the width and
+:data:`RULED_LINE_HEIGHTS` times the height of the writing (the rows that hold strokes) is a
+ruled line: the bar of a lone 7 or the base of a 2 is no longer than the digit is tall."""
 
 BRIDGE_RADIUS = 1
 """Stroke pixels this far apart (and twice this) belong to one component: a dotted pen."""
@@ -206,14 +208,15 @@ def stroke_mask(raw: FloatImage, threshold: float) -> NDArray[np.bool_]:
 
 
 def _remove_ruled_lines(strokes: NDArray[np.bool_]) -> None:
-    """Clear, in place, horizontal runs spanning :data:`RULED_LINE_SPAN` of the width."""
+    """Clear, in place, the horizontal runs that are ruled lines (:data:`RULED_LINE_SPAN`)."""
     height, width = strokes.shape
     padded = np.zeros((height, width + 2), dtype=np.int8)
     padded[:, 1:-1] = strokes
     steps = np.diff(padded, axis=1)
     rows, starts = np.nonzero(steps == 1)
     _, ends = np.nonzero(steps == -1)
-    long_runs = (ends - starts) >= RULED_LINE_SPAN * width
+    writing_height = int(np.count_nonzero(strokes.any(axis=1)))
+    long_runs = (ends - starts) >= max(RULED_LINE_SPAN * width, RULED_LINE_HEIGHTS * writing_height)
     for row, start, end in zip(
         rows[long_runs].tolist(), starts[long_runs].tolist(), ends[long_runs].tolist(), strict=True
     ):
