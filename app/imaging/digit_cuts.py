@@ -21,7 +21,7 @@ from app.imaging.components import describe_regions, find_runs, paint_regions
 from app.imaging.number_layout import Box, InkGroup, InkPiece
 from app.imaging.preprocess import FloatImage, _dilate, crop_box, ink_to_mnist_digit
 
-MIN_SPLIT_WIDTH = 0.5
+MIN_SPLIT_WIDTH = 0.7
 """Groups at least this wide (as a fraction of their line's digit height) get candidate cuts;
 narrower ones are read as one digit."""
 
