@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 from PIL import Image
+from pydantic import SecretStr
 
 from app.api.schemas import NumberResponse
 from app.core.config import Settings
@@ -181,3 +182,22 @@ def test_predict_number_is_documented_in_openapi(client: TestClient) -> None:
     }
     assert {"400", "413", "415", "422"} <= set(operation["responses"])
     assert "multipart/form-data" in operation["requestBody"]["content"]
+
+
+def test_predict_number_needs_the_api_key_when_one_is_set(
+    serving_settings: Settings, mnist_sample: Sample
+) -> None:
+    key = "number-reading-key-0123456789"
+    settings = serving_settings.model_copy(update={"API_KEY": SecretStr(key)})
+    number = spaced_number(mnist_sample, 2, 60, style="canvas")
+    headers = {"Content-Type": number.content_type}
+
+    with TestClient(create_app(settings)) as keyed:
+        refused = keyed.post("/predict/number", content=number.data, headers=headers)
+        answered = keyed.post(
+            "/predict/number", content=number.data, headers={**headers, "X-API-Key": key}
+        )
+
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
+    assert answered.status_code == 200
