@@ -33,12 +33,14 @@ from numpy.typing import NDArray
 from app.errors import InputError
 from app.imaging.decode import is_cheap_upload
 from app.imaging.number_layout import NumberLayout
-from app.imaging.pipeline import prepare_upload, segment_upload
+from app.imaging.pipeline import read_upload, segment_upload
+from app.imaging.preprocess import DigitReading
 from app.imaging.sandbox import DecodeSandbox
 from app.imaging.structure import DecodeLimits
 from app.inference.serving_model import ServingModel
 from app.model_contract import INPUT_SHAPE
 from app.number_reading import NumberReading, choose_reading
+from app.verdict import Reason, judge
 
 MODEL_INPUT_SHAPES: Final = (INPUT_SHAPE, INPUT_SHAPE[:2], (int(np.prod(INPUT_SHAPE)),))
 """Shapes of one model-ready input that :meth:`DigitClassifier.predict_model_inputs` takes:
@@ -70,13 +72,18 @@ class PipelineObserver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DigitPrediction:
-    """The model's answer for one image and the 28 x 28 digit it was given."""
+    """The model's answer for one image, whether to believe it, and the 28 x 28 digit it was
+    given."""
 
     digit: int
     probabilities: NDArray[np.float32]
-    """Shape (10,); index = digit; sums to 1."""
+    """Shape (10,); index = digit; sums to 1; calibrated (see :mod:`app.verdict`)."""
     model_input: NDArray[np.uint8]
     """The preprocessed 28 x 28 MNIST-format digit the model saw."""
+    is_digit: bool = True
+    """Whether the service believes the image shows one handwritten digit."""
+    reason: Reason | None = None
+    """Why not, when ``is_digit`` is false."""
 
     @property
     def confidence(self) -> np.float32:
@@ -91,7 +98,8 @@ class DigitClassifier:
     ``limits`` bound what an upload may declare and contain; ``inline_max_pixels`` the PNGs
     classified on the event loop (0: none); ``sandbox``, if given, decodes every other upload of
     the async methods (without one, they use the threadpool); ``observer``, if given, is told
-    the time of each stage and the digits answered.
+    the time of each stage and the digits answered; ``digit_threshold``, if given, replaces the
+    model's own not-a-digit threshold (:attr:`ServingModel.digit_threshold`).
     """
 
     def __init__(
@@ -102,8 +110,10 @@ class DigitClassifier:
         inline_max_pixels: int = 0,
         sandbox: DecodeSandbox | None = None,
         observer: PipelineObserver | None = None,
+        digit_threshold: float | None = None,
     ) -> None:
         self.model = model
+        self.digit_threshold = model.digit_threshold if digit_threshold is None else digit_threshold
         self.limits = limits
         self.inline_max_pixels = inline_max_pixels
         self.sandbox = sandbox
@@ -116,17 +126,17 @@ class DigitClassifier:
         too complex or blank image.
         """
         started = perf_counter()
-        digit_image = prepare_upload(data, self.limits)
-        return self._predict_one(digit_image, perf_counter() - started)
+        reading = read_upload(data, self.limits)
+        return self._predict_one(reading, perf_counter() - started)
 
     def classify_many(self, uploads: Sequence[bytes]) -> list[DigitPrediction | InputError]:
         """Classify several uploads in the calling thread, with one pass of the network, keeping
         their order; an upload that cannot be classified yields its
         :class:`~app.errors.InputError` in its place."""
-        prepared: list[NDArray[np.uint8] | InputError] = []
+        prepared: list[DigitReading | InputError] = []
         for data in uploads:
             try:
-                prepared.append(prepare_upload(data, self.limits))
+                prepared.append(read_upload(data, self.limits))
             except InputError as error:
                 prepared.append(error)
         return self._predict_many(prepared)
@@ -135,8 +145,8 @@ class DigitClassifier:
         """:meth:`classify`, the decoding in the sandbox unless the upload is cheap. Also raises
         :class:`~app.errors.ServiceBusyError` when no decoder was free in time."""
         started = perf_counter()
-        digit_image = await self._prepare_async(data)
-        return self._predict_one(digit_image, perf_counter() - started)
+        reading = await self._prepare_async(data)
+        return self._predict_one(reading, perf_counter() - started)
 
     async def classify_many_async(
         self, uploads: Sequence[bytes]
@@ -144,7 +154,7 @@ class DigitClassifier:
         """:meth:`classify_many`, each upload decoded as :meth:`classify_async` decodes it, one
         after the other (a batch takes one decoder at a time). A
         :class:`~app.errors.ServiceBusyError` fails the whole batch."""
-        prepared: list[NDArray[np.uint8] | InputError] = []
+        prepared: list[DigitReading | InputError] = []
         for data in uploads:
             started = perf_counter()
             try:
@@ -188,6 +198,13 @@ class DigitClassifier:
             self.observer.count_predictions(probabilities.argmax(axis=1).tolist())
         return probabilities
 
+    def confident_rows(self, probabilities: NDArray[np.float32]) -> NDArray[np.bool_]:
+        """Which rows of (n, 10) probabilities :mod:`app.verdict` takes for one digit, on their
+        confidence alone (for inputs that were never preprocessed here)."""
+        return np.array(
+            [judge(row, self.digit_threshold, 1).is_digit for row in probabilities], dtype=np.bool_
+        )
+
     async def predict_model_inputs_async(self, values: NDArray[np.float32]) -> NDArray[np.float32]:
         """:meth:`predict_model_inputs`, on the event loop for up to
         :data:`INLINE_MAX_MODEL_INPUTS` rows and in the threadpool for more."""
@@ -217,29 +234,32 @@ class DigitClassifier:
         return self._read_layout(layout, max_digits)
 
     def _read_layout(self, layout: NumberLayout, max_digits: int) -> NumberReading:
-        """Classify every candidate digit of ``layout`` in one pass and choose the reading."""
-        pieces: list[NDArray[np.uint8] | InputError] = [
-            piece.digit_image for line in layout.lines for group in line for piece in group.pieces
+        """Classify every candidate digit of ``layout`` in one pass, each judged as one digit
+        (the segmentation has already separated them), and choose the reading."""
+        pieces: list[DigitReading | InputError] = [
+            DigitReading(piece.digit_image, separate_digits=1)
+            for line in layout.lines
+            for group in line
+            for piece in group.pieces
         ]
         predictions = [
             item for item in self._predict_many(pieces) if isinstance(item, DigitPrediction)
         ]
         return choose_reading(layout, predictions, max_digits)
 
-    async def _prepare_async(self, data: bytes) -> NDArray[np.uint8]:
+    async def _prepare_async(self, data: bytes) -> DigitReading:
         """The upload as a 28 x 28 digit: on the loop if cheap, else in the sandbox."""
         if is_cheap_upload(data, max_pixels=self.inline_max_pixels):
-            return prepare_upload(data, self.limits)
+            return read_upload(data, self.limits)
         if self.sandbox is not None:
             return await self.sandbox.prepare(data)
-        return await to_thread.run_sync(prepare_upload, data, self.limits)
+        return await to_thread.run_sync(read_upload, data, self.limits)
 
-    def _predict_one(
-        self, digit_image: NDArray[np.uint8], prepare_seconds: float
-    ) -> DigitPrediction:
+    def _predict_one(self, reading: DigitReading, prepare_seconds: float) -> DigitPrediction:
         """The network's answer for one prepared digit, told to the observer."""
         started = perf_counter()
-        prediction = _prediction(self.model.predict_probabilities(digit_image)[0], digit_image)
+        probabilities = self.model.predict_probabilities(reading.pixels)[0]
+        prediction = self._prediction(probabilities, reading)
         if self.observer is not None:
             self.observer.observe_prediction(
                 prepare_seconds, perf_counter() - started, prediction.digit
@@ -247,28 +267,34 @@ class DigitClassifier:
         return prediction
 
     def _predict_many(
-        self, prepared: list[NDArray[np.uint8] | InputError]
+        self, prepared: list[DigitReading | InputError]
     ) -> list[DigitPrediction | InputError]:
         """One forward pass for the prepared digits; the errors stay in their places."""
-        digit_images = [item for item in prepared if not isinstance(item, InputError)]
-        if not digit_images:
+        readings = [item for item in prepared if not isinstance(item, InputError)]
+        if not readings:
             return [item for item in prepared if isinstance(item, InputError)]
         started = perf_counter()
-        all_probabilities = self.model.predict_probabilities(np.stack(digit_images))
+        all_probabilities = self.model.predict_probabilities(
+            np.stack([reading.pixels for reading in readings])
+        )
         if self.observer is not None:
             self.observer.observe_inference(perf_counter() - started)
             self.observer.count_predictions(int(row.argmax()) for row in all_probabilities)
         rows = iter(all_probabilities)
         return [
-            item if isinstance(item, InputError) else _prediction(next(rows), item)
+            item if isinstance(item, InputError) else self._prediction(next(rows), item)
             for item in prepared
         ]
 
-
-def _prediction(
-    probabilities: NDArray[np.float32], digit_image: NDArray[np.uint8]
-) -> DigitPrediction:
-    """Package one row of probabilities with the digit image it came from."""
-    return DigitPrediction(
-        digit=int(probabilities.argmax()), probabilities=probabilities, model_input=digit_image
-    )
+    def _prediction(
+        self, probabilities: NDArray[np.float32], reading: DigitReading
+    ) -> DigitPrediction:
+        """Package one row of probabilities with the digit it came from and the verdict."""
+        verdict = judge(probabilities, self.digit_threshold, reading.separate_digits)
+        return DigitPrediction(
+            digit=int(probabilities.argmax()),
+            probabilities=probabilities,
+            model_input=reading.pixels,
+            is_digit=verdict.is_digit,
+            reason=verdict.reason,
+        )

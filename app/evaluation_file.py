@@ -103,12 +103,59 @@ class TrainingInfo(_StoredRecord):
     validation_accuracy: Score
 
 
+class ReliabilityBin(_StoredRecord):
+    """One confidence bin of a reliability table: the answers whose confidence lies in
+    (``low``, ``high``], their mean confidence and the share of them that is right."""
+
+    low: Score
+    high: Score
+    count: Annotated[int, Field(gt=0)]
+    confidence: Score
+    accuracy: Score
+
+
+class CalibrationScores(_StoredRecord):
+    """The temperature the service divides the network's logits by, and what it does: the
+    expected calibration error (15 bins) before and after, on the held-out digits it was
+    fitted on and on the test split, with the test split's reliability table."""
+
+    method: Literal["temperature scaling"]
+    temperature: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    fitted_on: str
+    validation_size: Annotated[int, Field(gt=0)]
+    validation_ece_before: Score
+    validation_ece_after: Score
+    test_ece_before: Score
+    test_ece_after: Score
+    test_reliability: list[ReliabilityBin]
+
+
+class NotADigitScores(_StoredRecord):
+    """The operating point of the not-a-digit verdict: the calibrated confidence below which
+    an answer is not taken for a digit, chosen so that ``false_rejection_rate`` of correctly
+    read validation digits fall below it, and what it was measured to do on validation
+    digits, held-out synthetic not-a-digit images (``outliers_flagged``; ``auroc``: confidence
+    of correct digits against them) and the test split."""
+
+    threshold: Score
+    false_rejection_rate: Score
+    validation_accuracy: Score
+    validation_rejected: Score
+    validation_correct_rejected: Score
+    outlier_size: Count
+    outliers_flagged: Score
+    auroc: Score
+    test_rejected: Score
+
+
 class EvaluationFile(_StoredRecord):
     """The whole of ``metrics.json``."""
 
     schema_version: Literal[1]
     model: StoredModelInfo
     test: EvaluationScores
+    calibration: CalibrationScores
+    not_a_digit: NotADigitScores
     data: DataInfo
     training: TrainingInfo
     versions: dict[str, str]

@@ -1,6 +1,6 @@
 """Accuracy of the service on real digits, through the real HTTP API, against the offline score.
 
-It prints three figures and compares each with its target:
+It prints four sets of figures and compares each with its target:
 
 (a) the 10,000 MNIST test digits, each sent as a 28 x 28 PNG to ``POST /predict``: must equal the
     offline test accuracy stored in ``models/metrics.json``;
@@ -12,10 +12,13 @@ It prints three figures and compares each with its target:
     per style and per source repository. It writes docs/accuracy.md and a contact sheet of every
     wrong answer, docs/accuracy-failures.png: the upload, the 28 x 28 the model saw, the answer
     and its confidence. The set is for measuring only; never train on it.
+(d) the same set's verdicts (:mod:`bench.verdicts`): its not-digits flagged, correctly read
+    digits flagged, the AUROC of confidence between the two, and the calibration error on its
+    digits, with a reliability diagram (docs/accuracy-reliability.png).
 
     python -m bench.accuracy                          # starts mnist-serve on 127.0.0.1, models/
     python -m bench.accuracy --url http://127.0.0.1:8000
-    python -m bench.accuracy --offline                # no HTTP: prepare_upload + Keras in-process
+    python -m bench.accuracy --offline                # no HTTP: Keras for (a), (b); the classifier
     python -m bench.accuracy --corpus /tmp/corpus-dev # another corpus (e.g. --split train)
 
 The exit status is 0 when every target is met, 1 otherwise. Requests run concurrently
@@ -45,7 +48,15 @@ from app.imaging.structure import DecodeLimits
 from bench.accuracy_report import DetailedAnswer, draw_failures, render_report
 from bench.servers import ServerProcess, mnist_serve_spec
 from bench.user_corpus import DEFAULT_OUTPUT, LABELS_FILE, generate, load_digits, read_labels
-from training.realworld import RealDigit, read_digits, realworld_dir, summarise
+from bench.verdicts import describe, draw_reliability, report_lines, summarise_verdicts
+from training.realworld import (
+    RealDigit,
+    RealNotDigit,
+    read_digits,
+    read_not_digits,
+    realworld_dir,
+    summarise,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CORPUS_TARGET_POINTS = 1.5
@@ -56,6 +67,7 @@ REALWORLD_TARGET = 0.97
 
 DEFAULT_REPORT = REPO_ROOT / "docs" / "accuracy.md"
 FAILURES_SHEET_NAME = "accuracy-failures.png"
+RELIABILITY_DIAGRAM_NAME = "accuracy-reliability.png"
 
 DEFAULT_MAX_PIXELS = 40_000_000
 """Pixel limit for the offline mode, the service's default ``MAX_IMAGE_PIXELS``."""
@@ -158,7 +170,14 @@ def http_detailed_classifier(base_url: str, concurrency: int) -> DetailedClassif
                 seen = np.asarray(
                     Image.open(io.BytesIO(base64.b64decode(body["input_image"]))), dtype=np.uint8
                 )
-                return DetailedAnswer(int(body["digit"]), float(body["confidence"]), seen)
+                return DetailedAnswer(
+                    int(body["digit"]),
+                    float(body["confidence"]),
+                    seen,
+                    np.array(body["probabilities"], dtype=np.float32),
+                    bool(body["is_digit"]),
+                    body["reason"],
+                )
 
             return list(await asyncio.gather(*(classify(upload) for upload in uploads)))
 
@@ -166,26 +185,33 @@ def http_detailed_classifier(base_url: str, concurrency: int) -> DetailedClassif
 
 
 def offline_detailed_classifier(model_dir: Path) -> DetailedClassifier:
-    """Like :func:`offline_classifier`, keeping the confidence and the digit the model saw."""
-    import keras
-
+    """The service's use case in-process (:class:`~app.classification.DigitClassifier`: the
+    same preprocessing, calibrated network and verdict as ``POST /predict``), keeping the
+    confidence, the probabilities, the verdict and the digit the model saw."""
+    from app.classification import DigitClassifier
     from app.errors import InputError
-    from app.imaging.pipeline import prepare_upload
-    from app.model_contract import to_model_input
+    from app.inference.serving_model import load_serving_model
 
-    model = keras.saving.load_model(model_dir / "mnist_dense.keras")
+    classifier = DigitClassifier(load_serving_model(model_dir), LIMITS)
 
     def classify_all(uploads: Sequence[Upload]) -> list[DetailedAnswer]:
         answers: list[DetailedAnswer] = []
         for upload in uploads:
             try:
-                seen = prepare_upload(upload.data, LIMITS)
+                prediction = classifier.classify(upload.data)
             except InputError as error:
                 answers.append(DetailedAnswer(f"{error.status_code} {error.code}", 0.0, None))
                 continue
-            probabilities = model.predict(to_model_input(seen), verbose=0)[0]
-            digit = int(np.argmax(probabilities))
-            answers.append(DetailedAnswer(digit, float(probabilities[digit]), seen))
+            answers.append(
+                DetailedAnswer(
+                    prediction.digit,
+                    float(prediction.confidence),
+                    prediction.model_input,
+                    prediction.probabilities,
+                    prediction.is_digit,
+                    prediction.reason,
+                )
+            )
         return answers
 
     return classify_all
@@ -205,8 +231,23 @@ def realworld_uploads(folder: Path, digits: Sequence[RealDigit]) -> list[Upload]
     ]
 
 
+def not_digit_uploads(folder: Path, items: Sequence[RealNotDigit]) -> list[Upload]:
+    """The development set's not-digit images as uploads (no digit: label -1)."""
+    return [
+        Upload(
+            item.file,
+            (folder / item.file).read_bytes(),
+            _CONTENT_TYPES.get(Path(item.file).suffix.lower(), "application/octet-stream"),
+            -1,
+            item.category,
+        )
+        for item in items
+    ]
+
+
 def run_realworld(arguments: argparse.Namespace, classify: DetailedClassifier) -> bool | None:
-    """Score the development set, write the report and the contact sheet; return whether the
+    """Score the development set (its digits, and the verdicts on its digits and not-digits),
+    write the report, the contact sheet and the reliability diagram; return whether every
     target is met, or None when the set is not there."""
     folder: Path = arguments.realworld
     if not (folder / "labels.tsv").is_file():
@@ -234,16 +275,36 @@ def run_realworld(arguments: argparse.Namespace, classify: DetailedClassifier) -
     ]
     for digit, answer in failures:
         print(f"    wrong: {digit.file}: {digit.digit} -> {answer.digit} ({answer.confidence:.2f})")
+
+    not_digits = read_not_digits(folder)
+    verdicts = summarise_verdicts(
+        digits, answers, not_digits, classify(not_digit_uploads(folder, not_digits))
+    )
+    print(f"(d) not-a-digit verdicts and calibration on the development set ({folder}):")
+    for figure, target, target_met in verdicts.targets():
+        met &= target_met
+        print(f"    {figure}; target {target}: {'met' if target_met else 'MISSED'}")
+    for category, counts in sorted(verdicts.by_category.items()):
+        print(f"    {category:<16} flagged {counts['flagged']:>3}/{counts['total']:<3}")
+    for item, answer in verdicts.answers:
+        if not answer.flagged:
+            print(f"    not flagged: {item.file}: {describe(answer)}")
+    for digit, answer in zip(digits, answers, strict=True):
+        if answer.digit == digit.digit and answer.flagged:
+            print(f"    correct digit flagged: {digit.file}: {describe(answer)}")
+
     if arguments.report is not None:
         report: Path = arguments.report
         report.parent.mkdir(parents=True, exist_ok=True)
         sheet = report.parent / FAILURES_SHEET_NAME
         draw_failures(folder, failures, sheet)
-        report.write_text(
-            render_report(summary, failures, sheet.name, arguments.mode_description),
-            encoding="utf-8",
-        )
-        print(f"    wrote {report} and {sheet}")
+        stored = json.loads((arguments.model_dir / "metrics.json").read_text(encoding="utf-8"))
+        diagram = report.parent / RELIABILITY_DIAGRAM_NAME
+        draw_reliability(verdicts.reliability, stored["calibration"]["test_reliability"], diagram)
+        text = render_report(summary, failures, sheet.name, arguments.mode_description)
+        text += "\n".join(["", *report_lines(verdicts, stored, diagram.name)])
+        report.write_text(text, encoding="utf-8")
+        print(f"    wrote {report}, {sheet} and {diagram}")
     return met
 
 
@@ -408,7 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
 
     if arguments.offline:
-        arguments.mode_description = "in-process (`--offline`: prepare_upload and Keras)"
+        arguments.mode_description = (
+            "in-process (`--offline`: the service's classifier without HTTP)"
+        )
         classify = offline_classifier(arguments.model_dir)
         detailed = offline_detailed_classifier(arguments.model_dir)
         return 0 if run(arguments, classify, detailed) else 1

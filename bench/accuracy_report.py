@@ -30,11 +30,20 @@ CAPTION_HEIGHT = 44
 @dataclass(frozen=True)
 class DetailedAnswer:
     """The service's answer to one upload: the digit (or the error code of a refusal), its
-    confidence, and the 28 x 28 digit the model saw (None when refused)."""
+    confidence, the 28 x 28 digit the model saw (None when refused), and, when answered, the
+    ten probabilities and the verdict (``is_digit``, ``reason``)."""
 
     digit: int | str
     confidence: float
     seen: NDArray[np.uint8] | None
+    probabilities: NDArray[np.float32] | None = None
+    is_digit: bool = False
+    reason: str | None = None
+
+    @property
+    def flagged(self) -> bool:
+        """Whether the service said this is not a digit: refused, or ``is_digit`` false."""
+        return not isinstance(self.digit, int) or not self.is_digit
 
 
 def draw_failures(

@@ -8,10 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from app.model_contract import EVALUATION_FILENAME, MODEL_FILENAME, MODEL_NAME
+from training.calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    reliability_table,
+)
 from training.datasets import MnistData, load_mnist, sha256_of_file
-from training.evaluate import evaluate_model
+from training.evaluate import evaluate_model, predict_probabilities
 from training.model import describe_layers
+from training.operating_point import OperatingPoint
 from training.profiles import TrainingProfile
 from training.realworld import evaluate_model_on_realworld
 from training.reports import (
@@ -66,6 +75,26 @@ def save_model_atomically(model: Any, path: Path) -> None:
     os.replace(partial, path)
 
 
+def with_test_calibration(
+    point: OperatingPoint, test_probabilities: NDArray[np.float32], data: MnistData
+) -> dict[str, Any]:
+    """The operating point's ``metrics.json`` sections, with the calibration measured on the
+    test split: expected calibration error before and after the temperature, and the
+    reliability table of the calibrated confidences."""
+    labels = data.test.labels.astype(np.intp)
+    calibrated = apply_temperature(test_probabilities, point.temperature)
+    sections = point.as_metrics()
+    sections["calibration"]["test_ece_before"] = expected_calibration_error(
+        test_probabilities, labels
+    )
+    sections["calibration"]["test_ece_after"] = expected_calibration_error(calibrated, labels)
+    sections["calibration"]["test_reliability"] = reliability_table(calibrated, labels)
+    sections["not_a_digit"]["test_rejected"] = float(
+        (calibrated.max(axis=1) < point.threshold).mean()
+    )
+    return sections
+
+
 def run_training(options: RunOptions, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train, evaluate on the full test split and write every artifact; return the metrics."""
     data: MnistData = load_mnist(options.data_path, sample=options.sample, seed=options.seed)
@@ -77,6 +106,13 @@ def run_training(options: RunOptions, *, log: Callable[[str], None] = print) -> 
     result = train_model(data.train, options.profile, options.seed)
     log(f"Trained in {result.seconds:.1f} s; evaluating on {len(data.test):,} test digits.")
     evaluation = evaluate_model(result.model, data.test.images, data.test.labels)
+    operating_point = (
+        with_test_calibration(
+            result.operating_point, predict_probabilities(result.model, data.test.images), data
+        )
+        if result.operating_point is not None
+        else None
+    )
     realworld = (
         evaluate_model_on_realworld(result.model, options.realworld_path)
         if options.realworld_path is not None and not data.is_sample
@@ -104,6 +140,8 @@ def run_training(options: RunOptions, *, log: Callable[[str], None] = print) -> 
         realistic_size=result.realistic_size,
         teacher_validation_accuracy=result.teacher_validation_accuracy,
         realworld=realworld,
+        outlier_size=result.outlier_size,
+        operating_point=operating_point,
     )
     write_metrics(options.output_dir / EVALUATION_FILENAME, metrics)
     split_name = "sample test split" if data.is_sample else "MNIST test split"

@@ -39,6 +39,11 @@ class TrainingProfile:
     """The teacher's probabilities are softened by this temperature before blending."""
     clean_fraction: float = 0.0
     """Share of the digits in each distilled view left undistorted (MNIST as it is)."""
+    outlier_count: int = 0
+    """Not-a-digit images (:mod:`training.outliers`) trained toward the uniform distribution."""
+    false_rejection_rate: float | None = 0.02
+    """Share of correctly read held-out digits that the not-a-digit threshold may reject; it
+    decides the threshold (:mod:`training.operating_point`). None skips calibration."""
 
     def __post_init__(self) -> None:
         """Refuse values that cannot train anything."""
@@ -88,12 +93,13 @@ PROFILES: dict[str, TrainingProfile] = {
         name="full",
         epochs=60,
         augmentation=STUDENT_AUGMENTATION,
-        realistic_count=8000,
+        realistic_count=12000,
         teacher_epochs=8,
         teacher_augmentation=REAL_INPUT_AUGMENTATION,
         distillation_views=8,
         distillation_weight=0.6,
         clean_fraction=0.5,
+        outlier_count=12000,
     ),
     # Fewer epochs converge better with slightly milder distortions.
     "fast": TrainingProfile(
@@ -102,6 +108,7 @@ PROFILES: dict[str, TrainingProfile] = {
         augmentation=AugmentationSettings(
             max_rotation_degrees=8.0, max_scale_change=0.08, max_shift_pixels=1.5
         ),
+        outlier_count=3000,
     ),
     "smoke": TrainingProfile(name="smoke", epochs=1),
 }

@@ -7,26 +7,20 @@ exact serving path; PNG renderings (lossless) go straight to
 results are MNIST-format digits with their labels, so they join the training set like any other.
 
 Rendering costs about 10 ms a digit, so the set is made in worker processes and cached on disk
-(``build/cache`` or ``$MNIST_TRAINING_CACHE``) under a key of everything that decides it: the
-seed, the count, the source digits, and the code of the renderer and the preprocessing. A
-second run with the same inputs loads it in a fraction of a second.
+(:mod:`training.cache`) under a key of everything that decides it: the seed, the count, the
+source digits, and the code of the renderer and the preprocessing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from training.cache import cached_arrays, source_digest
 from training.datasets import DigitSet
-
-CACHE_ENVIRONMENT_VARIABLE = "MNIST_TRAINING_CACHE"
-DEFAULT_CACHE_DIR = Path("build") / "cache"
 
 TRAINING_CANVAS_SIDES = (64, 480)
 """Canvas sides of the training renderings: smaller than the corpus's (rendering is quicker and
@@ -46,18 +40,6 @@ _CODE_MODULES = (
 """Source files whose change invalidates the cache."""
 
 
-def cache_key(digits: DigitSet, count: int, seed: int) -> str:
-    """A hex digest of everything that decides the rendered set."""
-    digest = hashlib.sha256()
-    digest.update(f"{count}:{seed}:{TRAINING_CANVAS_SIDES}".encode())
-    digest.update(digits.images.tobytes())
-    digest.update(digits.labels.tobytes())
-    root = Path(__file__).resolve().parent.parent
-    for relative in _CODE_MODULES:
-        digest.update((root / relative).read_bytes())
-    return digest.hexdigest()[:20]
-
-
 def render_realistic_digits(digits: DigitSet, count: int, seed: int) -> DigitSet:
     """``count`` digits of ``digits`` (chosen with ``seed``) rendered and preprocessed, cached.
 
@@ -69,30 +51,27 @@ def render_realistic_digits(digits: DigitSet, count: int, seed: int) -> DigitSet
         return DigitSet(
             images=np.zeros((0, 28, 28), dtype=np.uint8), labels=np.zeros(0, dtype=np.uint8)
         )
-    cache_dir = Path(os.environ.get(CACHE_ENVIRONMENT_VARIABLE, "") or DEFAULT_CACHE_DIR)
-    cache_file = cache_dir / f"realistic-{cache_key(digits, count, seed)}.npz"
-    if cache_file.is_file():
-        with np.load(cache_file) as stored:
-            return DigitSet(images=stored["images"], labels=stored["labels"])
+    key = source_digest(
+        f"{count}:{seed}:{TRAINING_CANVAS_SIDES}", [digits.images, digits.labels], _CODE_MODULES
+    )
 
-    chosen = np.random.default_rng([seed, count]).choice(len(digits), size=count, replace=False)
-    chunks = np.array_split(chosen, MAX_WORKERS * 4)
-    tasks = [(digits.images[chunk], chunk.tolist(), seed) for chunk in chunks]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=MAX_WORKERS, mp_context=context) as pool:
-        results = list(pool.map(_render_chunk, tasks))
-    images = np.concatenate([images for images, _ in results])
-    kept = np.concatenate([kept for _, kept in results])
-    labels = digits.labels[chosen][kept]
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_name(f".{cache_file.stem}.partial.npz")
-        with partial.open("wb") as stream:
-            np.savez(stream, images=images, labels=labels)
-        os.replace(partial, cache_file)
-    except OSError:
-        pass  # A read-only place (a container) only costs the next run the rendering again.
-    return DigitSet(images=images, labels=labels)
+    def build() -> dict[str, NDArray[np.generic]]:
+        chosen = np.random.default_rng([seed, count]).choice(len(digits), size=count, replace=False)
+        chunks = np.array_split(chosen, MAX_WORKERS * 4)
+        tasks = [(digits.images[chunk], chunk.tolist(), seed) for chunk in chunks]
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=MAX_WORKERS, mp_context=context) as pool:
+            results = list(pool.map(_render_chunk, tasks))
+        kept = np.concatenate([kept for _, kept in results])
+        return {
+            "images": np.concatenate([images for images, _ in results]),
+            "labels": digits.labels[chosen][kept],
+        }
+
+    stored = cached_arrays(f"realistic-{key}", build)
+    return DigitSet(
+        images=stored["images"].astype(np.uint8), labels=stored["labels"].astype(np.uint8)
+    )
 
 
 def _render_chunk(

@@ -70,6 +70,28 @@ def read_digits(folder: Path) -> list[RealDigit]:
     ]
 
 
+@dataclass(frozen=True)
+class RealNotDigit:
+    """One image of the development set that is not a single digit."""
+
+    file: str
+    category: str
+    """``letter``, ``symbol``, ``doodle``, ``photo``, ``text``, ``blank`` or ``several_digits``."""
+    label: str
+    """``none``, or for ``several_digits`` the number as written."""
+
+
+def read_not_digits(folder: Path) -> list[RealNotDigit]:
+    """The images listed in ``folder/labels.tsv`` that are not a single digit."""
+    with (folder / LABELS_FILE).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return [
+        RealNotDigit(row["file"], row["category"], row["label"])
+        for row in rows
+        if row["category"] != "digit"
+    ]
+
+
 def style_group(digit: RealDigit, size: tuple[int, int] | None = None) -> str:
     """The style group of an image, as the development set's README counts them."""
     style = digit.style.lower()

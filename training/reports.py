@@ -99,8 +99,14 @@ def build_metrics(
     realistic_size: int = 0,
     teacher_validation_accuracy: float | None = None,
     realworld: Mapping[str, Any] | None = None,
+    outlier_size: int = 0,
+    operating_point: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble metrics.json (schema version 1) from the pieces of a finished run.
+
+    ``operating_point`` holds the ``calibration`` and ``not_a_digit`` sections
+    (:meth:`training.operating_point.OperatingPoint.as_metrics`, with the test split's
+    calibration added by the pipeline).
 
     ``realworld`` is the measurement on the real-world development set
     (:func:`training.realworld.evaluate_model_on_realworld`); it is stored without the
@@ -118,6 +124,7 @@ def build_metrics(
             "layers": list(layers),
         },
         "test": evaluation_to_dict(evaluation),
+        **(dict(operating_point) if operating_point is not None else {}),
         "data": {
             "source": data.source,
             "files": dict(data.files),
@@ -137,6 +144,7 @@ def build_metrics(
             "validation_accuracy": validation_accuracy,
             "realistic_digits": realistic_size,
             "teacher_validation_accuracy": teacher_validation_accuracy,
+            "outlier_images": outlier_size,
         },
         "versions": dict(versions),
     }
@@ -216,6 +224,34 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: Path) -> 
 def _percent(value: float) -> str:
     """Format a fraction as a percentage with two decimals."""
     return f"{100 * value:.2f} %"
+
+
+def _calibration_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """The model card's section on calibration and the not-a-digit operating point."""
+    calibration, not_a_digit = metrics.get("calibration"), metrics.get("not_a_digit")
+    if not calibration or not not_a_digit:
+        return []
+    return [
+        "## Calibration and the not-a-digit verdict",
+        "",
+        f"Trained with {metrics['training'].get('outlier_images', 0):,} synthetic non-digits "
+        "(letters, symbols, scribbles, shapes, digits side by side) toward the uniform "
+        "distribution (outlier exposure). Temperature scaling, T = "
+        f"{calibration['temperature']:g}, fitted on {calibration['validation_size']:,} held-out "
+        "validation digits (as MNIST and rendered as real uploads): expected calibration "
+        "error (15 bins) "
+        f"{calibration['validation_ece_before']:.4f} → {calibration['validation_ece_after']:.4f} "
+        f"there, {calibration['test_ece_before']:.4f} → {calibration['test_ece_after']:.4f} on "
+        "the test split.",
+        f"The service answers `is_digit: false` below a calibrated confidence of "
+        f"{not_a_digit['threshold']:.4f}, chosen so that "
+        f"{_percent(not_a_digit['false_rejection_rate'])} of correctly read validation digits "
+        f"fall below it (measured: {_percent(not_a_digit['validation_correct_rejected'])}; "
+        f"{_percent(not_a_digit['test_rejected'])} of the test split). It flags "
+        f"{_percent(not_a_digit['outliers_flagged'])} of {not_a_digit['outlier_size']:,} held-out "
+        f"synthetic non-digits (AUROC {not_a_digit['auroc']:.3f}).",
+        "",
+    ]
 
 
 def render_model_card(metrics: Mapping[str, Any]) -> str:
@@ -381,6 +417,7 @@ def render_model_card(metrics: Mapping[str, Any]) -> str:
             for group, counts in realworld["by_group"].items()
         ]
         lines.append("")
+    lines += _calibration_lines(metrics)
     lines += [
         "## Intended use",
         "",
@@ -393,8 +430,9 @@ def render_model_card(metrics: Mapping[str, Any]) -> str:
         "- Trained only on MNIST digits (and renderings of them): written by American census",
         "  staff and students, mostly in Western handwriting styles. Other styles (e.g. a 1 with",
         "  a long flag, a crossed 7, a closed 4) and other scripts are recognised less reliably.",
-        "- One digit per image, and only digits: letters, symbols or several digits still get a",
-        "  confident-looking answer among 0-9. A low `confidence` is a hint, not a guarantee.",
+        "- One digit per image, and only digits. The network always answers one of 0-9; the",
+        "  service's `is_digit` verdict (calibrated confidence below the threshold, or several",
+        "  digit-sized pieces side by side) catches most letters, symbols and numbers, not all.",
         "- Expects white ink on black, roughly centred; raw photos must go through the",
         "  service's pipeline first. Augmentation makes it tolerant of small misplacements,",
         "  slants and stroke widths, not of large ones.",

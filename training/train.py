@@ -29,6 +29,8 @@ from app.model_contract import NUM_CLASSES, to_model_input
 from training.augmentation import AugmentationSettings, augment_digits
 from training.datasets import DigitSet, split_validation
 from training.model import build_teacher_model, build_training_model, to_inference_model
+from training.operating_point import OperatingPoint, measure_operating_point
+from training.outliers import render_outliers
 from training.profiles import TrainingProfile
 from training.realistic import render_realistic_digits
 
@@ -84,13 +86,16 @@ class AugmentedBatches(keras.utils.PyDataset):  # type: ignore[misc]
 
 
 class DistilledBatches(keras.utils.PyDataset):  # type: ignore[misc]
-    """Training batches for the student: augmented views labelled by the teacher.
+    """Training batches for the student: augmented views labelled by the teacher, and
+    not-a-digit images (outlier exposure) whose target is the uniform distribution.
 
     ``views`` augmented copies of the digits are drawn once (seeded); each copy's target is
     ``(1 - weight) * one_hot(label) + weight * teacher_probabilities ** (1 / temperature)``
-    (renormalised); ``clean_fraction`` of the digits of each view stay undistorted. Each epoch
-    takes the next view in a fresh shuffle, so the teacher runs ``views`` times rather than
-    once per epoch.
+    (renormalised), or the one-hot label alone without a teacher; ``clean_fraction`` of the
+    digits of each view stay undistorted. Each view also holds the ``outliers``, distorted
+    the same way, with the target 1/10 for every digit: the network learns to spread its
+    belief over all ten on what is not a digit. Each epoch takes the next view in a fresh
+    shuffle, so the teacher runs ``views`` times rather than once per epoch.
     """
 
     def __init__(
@@ -100,28 +105,41 @@ class DistilledBatches(keras.utils.PyDataset):  # type: ignore[misc]
         augmentation: AugmentationSettings,
         seed: int,
         *,
-        teacher: Any,
+        teacher: Any | None,
         views: int,
         weight: float,
         temperature: float,
         clean_fraction: float = 0.0,
+        outliers: NDArray[np.uint8] | None = None,
     ) -> None:
         super().__init__()
         self._batch_size = batch_size
         self._random = np.random.default_rng(seed)
-        self._count = len(digits)
+        outlier_images = (
+            outliers if outliers is not None else np.zeros((0, *digits.images.shape[1:]), np.uint8)
+        )
+        self._count = len(digits) + len(outlier_images)
         one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[digits.labels]
+        uniform = np.full((len(outlier_images), NUM_CLASSES), 1.0 / NUM_CLASSES, np.float32)
         self._images: list[NDArray[np.uint8]] = []
         self._targets: list[NDArray[np.float32]] = []
         for _ in range(views):
             images = augment_digits(digits.images, augmentation, self._random)
-            clean = self._random.random(self._count) < clean_fraction
+            clean = self._random.random(len(digits)) < clean_fraction
             images[clean] = digits.images[clean]
-            soft = teacher.predict(to_model_input(images), batch_size=1024, verbose=0)
-            soft = np.power(np.clip(soft, 1e-7, 1.0), 1.0 / temperature)
-            soft /= soft.sum(axis=1, keepdims=True)
+            targets = one_hot
+            if teacher is not None:
+                soft = teacher.predict(to_model_input(images), batch_size=1024, verbose=0)
+                soft = np.power(np.clip(soft, 1e-7, 1.0), 1.0 / temperature)
+                soft /= soft.sum(axis=1, keepdims=True)
+                targets = ((1.0 - weight) * one_hot + weight * soft).astype(np.float32)
+            if len(outlier_images):
+                images = np.concatenate(
+                    [images, augment_digits(outlier_images, augmentation, self._random)]
+                )
+                targets = np.concatenate([targets, uniform])
             self._images.append(images)
-            self._targets.append(((1.0 - weight) * one_hot + weight * soft).astype(np.float32))
+            self._targets.append(targets)
         self._epochs_begun = 0
         self._view = 0
         self._order = self._random.permutation(self._count)
@@ -165,6 +183,10 @@ class TrainingResult:
     """Rendered-and-preprocessed digits added to the training digits."""
     teacher_validation_accuracy: float | None = None
     """The teacher's accuracy on the validation split (None without a teacher)."""
+    outlier_size: int = 0
+    """Not-a-digit images trained toward the uniform distribution (outlier exposure)."""
+    operating_point: OperatingPoint | None = None
+    """The fitted temperature and the not-a-digit threshold, measured on held-out data."""
 
     @property
     def validation_accuracy(self) -> float:
@@ -243,12 +265,15 @@ def train_model(train_digits: DigitSet, profile: TrainingProfile, seed: int) -> 
     validation_inputs = to_model_input(validation_digits.images)
     validation_labels = validation_digits.labels.astype(np.int32)
 
+    outliers = render_outliers(fit_digits, profile.outlier_count, seed)
     teacher_accuracy: float | None = None
+    teacher: Any | None = None
     batches: AugmentedBatches | DistilledBatches
     if profile.teacher_epochs > 0:
         teacher, teacher_accuracy = train_teacher(
             fit_digits, (validation_inputs, validation_labels), profile, seed
         )
+    if teacher is not None or len(outliers):
         batches = DistilledBatches(
             fit_digits,
             profile.batch_size,
@@ -259,6 +284,7 @@ def train_model(train_digits: DigitSet, profile: TrainingProfile, seed: int) -> 
             weight=profile.distillation_weight,
             temperature=profile.distillation_temperature,
             clean_fraction=profile.clean_fraction,
+            outliers=outliers,
         )
         loss = "categorical_crossentropy"
         validation_targets: NDArray[np.generic] = np.eye(NUM_CLASSES, dtype=np.float32)[
@@ -286,16 +312,24 @@ def train_model(train_digits: DigitSet, profile: TrainingProfile, seed: int) -> 
         shuffle=False,
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    inference_model = to_inference_model(training_model)
+    operating_point = (
+        measure_operating_point(inference_model, validation_digits, profile, seed)
+        if profile.false_rejection_rate is not None
+        else None
+    )
     seconds = time.perf_counter() - started
     history = {
         key: [float(value) for value in values] for key, values in fit_history.history.items()
     }
     return TrainingResult(
-        model=to_inference_model(training_model),
+        model=inference_model,
         history=history,
         seconds=seconds,
         train_size=len(fit_digits),
         validation_size=len(validation_digits),
         realistic_size=len(realistic),
         teacher_validation_accuracy=teacher_accuracy,
+        outlier_size=len(outliers),
+        operating_point=operating_point,
     )

@@ -67,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         inline_max_pixels=settings.INLINE_MAX_PIXELS,
         sandbox=sandbox,
         observer=services.telemetry,
+        digit_threshold=settings.DIGIT_CONFIDENCE_THRESHOLD,
     )
     if services.telemetry is not None:
         services.telemetry.set_model(model)
@@ -101,7 +102,7 @@ async def _check_sandbox(sandbox: DecodeSandbox, limits: DecodeLimits) -> None:
     except Exception as error:
         logger.critical("%s: the image decoder processes do not work: %r", REFUSAL, error)
         raise ModelLoadError("the image decoder processes do not work") from error
-    if not np.array_equal(in_sandbox, prepare_upload(drawing, limits)):
+    if not np.array_equal(in_sandbox.pixels, prepare_upload(drawing, limits)):
         logger.critical("%s: the image decoder processes prepare digits differently", REFUSAL)
         raise ModelLoadError("the image decoder processes prepare digits differently")
 

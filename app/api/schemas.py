@@ -13,8 +13,9 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.errors import AuthenticationError, DigitServiceError
-from app.evaluation_file import EvaluationScores
+from app.evaluation_file import CalibrationScores, EvaluationScores, NotADigitScores
 from app.model_contract import NUM_CLASSES
+from app.verdict import Reason
 
 _EXAMPLE_SHA256: Final = "3f9a0c41d2b7e8a65c0d14f2b9e3a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0"
 _EXAMPLE_PROBABILITIES: Final[list[JsonValue]] = [
@@ -40,7 +41,36 @@ Probabilities = Annotated[
     ),
 ]
 Confidence = Annotated[
-    float, Field(ge=0.0, le=1.0, description="Probability of the predicted digit.")
+    float,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Probability of the predicted digit, calibrated: answers given at 0.9 are right "
+            "about 9 times in 10 (see `GET /metrics`, `calibration`)."
+        ),
+    ),
+]
+IsDigit = Annotated[
+    bool,
+    Field(
+        description=(
+            "Whether the service believes the image shows one handwritten digit. When false, "
+            "`digit` is only the network's best guess and `reason` says why."
+        )
+    ),
+]
+NotADigitReason = Annotated[
+    Reason | None,
+    Field(
+        description=(
+            "Set only when `is_digit` is false: `not_a_digit` (a letter, symbol, scribble or "
+            "picture: the belief is spread over many digits), `several_digits` (digit-sized "
+            "pieces side by side: a number; read it with `POST /predict/number`) or "
+            "`low_confidence` (a digit, but two digits share the belief: `digit` and the "
+            "second most probable one)."
+        )
+    ),
 ]
 ShortSha256 = Annotated[str, Field(description="First 12 hex digits of the model file's SHA-256.")]
 
@@ -109,15 +139,35 @@ class PredictionResponse(BaseModel):
                 {
                     "digit": 7,
                     "confidence": 0.99627,
+                    "is_digit": True,
+                    "reason": None,
                     "probabilities": _EXAMPLE_PROBABILITIES,
                     "model_sha256": _EXAMPLE_SHA256[:12],
-                }
+                },
+                {
+                    "digit": 4,
+                    "confidence": 0.52,
+                    "is_digit": False,
+                    "reason": "low_confidence",
+                    "probabilities": [0.0, 0.0, 0.01, 0.0, 0.52, 0.0, 0.0, 0.02, 0.01, 0.44],
+                    "model_sha256": _EXAMPLE_SHA256[:12],
+                },
+                {
+                    "digit": 7,
+                    "confidence": 0.21,
+                    "is_digit": False,
+                    "reason": "not_a_digit",
+                    "probabilities": [0.08, 0.12, 0.1, 0.06, 0.11, 0.07, 0.05, 0.21, 0.1, 0.1],
+                    "model_sha256": _EXAMPLE_SHA256[:12],
+                },
             ]
         }
     )
 
     digit: Digit
     confidence: Confidence
+    is_digit: IsDigit
+    reason: NotADigitReason = None
     probabilities: Probabilities
     model_sha256: ShortSha256
     input_image: str | None = Field(
@@ -134,6 +184,8 @@ class DigitScores(BaseModel):
 
     digit: Digit
     confidence: Confidence
+    is_digit: IsDigit
+    reason: NotADigitReason = None
     probabilities: Probabilities
 
 
@@ -165,6 +217,8 @@ class BatchPredictionResponse(BaseModel):
                             "prediction": {
                                 "digit": 7,
                                 "confidence": 0.99627,
+                                "is_digit": True,
+                                "reason": None,
                                 "probabilities": _EXAMPLE_PROBABILITIES,
                             },
                             "error": None,
@@ -238,6 +292,20 @@ class EvaluationResponse(BaseModel):
 
     model: ModelIdentity
     test: EvaluationScores
+    calibration: CalibrationScores = Field(
+        description=(
+            "Temperature scaling of the served probabilities: the temperature, the expected "
+            "calibration error (15 bins) before and after on the held-out digits it was fitted "
+            "on and on the test split, and the test split's reliability table."
+        )
+    )
+    not_a_digit: NotADigitScores = Field(
+        description=(
+            "The not-a-digit operating point: the calibrated confidence threshold, the share of "
+            "correctly read validation digits it was chosen to reject, and what it does on "
+            "validation digits, held-out synthetic not-a-digit images and the test split."
+        )
+    )
 
 
 class LayerDescription(BaseModel):

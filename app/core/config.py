@@ -42,6 +42,15 @@ class Settings(BaseSettings):
         default=Path("models"),
         description="Folder holding mnist_dense.keras and metrics.json.",
     )
+    DIGIT_CONFIDENCE_THRESHOLD: Annotated[float | None, Field(ge=0.0, le=1.0)] = Field(
+        default=None,
+        description=(
+            "Calibrated confidence below which an answer says `is_digit: false` (`not_a_digit` "
+            "or `low_confidence`). Unset: the model's own threshold from metrics.json "
+            "(`not_a_digit.threshold`), chosen on validation digits so that 2 % of correctly "
+            "read ones fall below it. Higher rejects more guesses and more real digits."
+        ),
+    )
     MAX_UPLOAD_BYTES: Annotated[int, Field(ge=1024, le=1024 * MIB)] = Field(
         default=5 * MIB,
         description="Largest request body accepted (413 above it), for one image or a batch.",

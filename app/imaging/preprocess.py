@@ -44,6 +44,7 @@ from app.imaging.components import (
     find_runs,
     paint_regions,
 )
+from app.imaging.layout import digit_sized_neighbours, side_by_side_parts
 from app.imaging.working_size import working_size
 from app.model_contract import IMAGE_SIDE, PIXEL_MAX
 
@@ -191,10 +192,27 @@ class Background:
     noise: float
 
 
+@dataclass(frozen=True, slots=True)
+class DigitReading:
+    """What the preprocessing made of an image: the 28 x 28 digit and how many digit-sized
+    pieces of ink it found side by side (:mod:`app.imaging.layout`; 1 for one digit)."""
+
+    pixels: NDArray[np.uint8]
+    separate_digits: int
+
+
 def to_mnist_digit(image: Image.Image | NDArray[np.uint8]) -> NDArray[np.uint8]:
     """Turn a decoded image of one handwritten digit into a 28 x 28 MNIST-format array.
 
     ``image`` is a Pillow image of any mode, or a 2-D ``uint8`` array read as a greyscale one.
+    The digit of :func:`read_digit`, which says how, and what it raises.
+    """
+    return read_digit(image).pixels
+
+
+def read_digit(image: Image.Image | NDArray[np.uint8]) -> DigitReading:
+    """Turn a decoded image of one handwritten digit into a 28 x 28 MNIST-format array, and
+    count the digit-sized pieces of ink that lie side by side in it.
 
     A 28 x 28 greyscale image that is already in MNIST's format (see :func:`is_mnist_format`)
     is returned as it is: normalising it again could only move it away from what the model
@@ -209,21 +227,22 @@ def to_mnist_digit(image: Image.Image | NDArray[np.uint8]) -> NDArray[np.uint8]:
     """
     if isinstance(image, np.ndarray):
         if is_mnist_format(image):
-            return image.copy()
+            return DigitReading(image.copy(), side_by_side_parts(image))
         image = Image.fromarray(image)
     elif image.mode == "L" and image.size == (IMAGE_SIDE, IMAGE_SIDE):
         pixels = np.asarray(image, dtype=np.uint8)
         if is_mnist_format(pixels):
-            return pixels.copy()
+            return DigitReading(pixels.copy(), side_by_side_parts(pixels))
     standard = standardise_mode(image)
     working = reduce_to_working_size(standard)
-    ink, (offset_top, offset_left) = extract_digit_ink(working)
+    ink, (offset_top, offset_left), neighbours = extract_digit_ink(working)
     top, left, bottom, right = crop_box(ink)
     box = (top + offset_top, left + offset_left, bottom + offset_top, right + offset_left)
     region = detail_region((working.height, working.width), standard.size, box)
     if region is not None:
-        ink, _ = extract_digit_ink(reduce_to_working_size(standard.crop(region)))
-    return ink_to_mnist_digit(ink)
+        ink, _, _ = extract_digit_ink(reduce_to_working_size(standard.crop(region)))
+    separate_digits = side_by_side_parts(crop_to_ink(ink)) + neighbours
+    return DigitReading(ink_to_mnist_digit(ink), separate_digits)
 
 
 def ink_to_mnist_digit(ink: FloatImage) -> NDArray[np.uint8]:
@@ -231,7 +250,7 @@ def ink_to_mnist_digit(ink: FloatImage) -> NDArray[np.uint8]:
     crop it, match its stroke width, scale its longest side to 20 pixels and centre it by mass
     on 28 x 28.
 
-    The tail of :func:`to_mnist_digit`, and what every digit of a number goes through
+    The tail of :func:`read_digit`, and what every digit of a number goes through
     (:mod:`app.imaging.segmentation`), so that a digit is drawn the same way alone or in a
     number. Raises :class:`~app.errors.NoDigitFoundError` when ``ink`` is empty.
     """
@@ -281,26 +300,34 @@ def is_mnist_format(pixels: NDArray[np.uint8]) -> bool:
     )
 
 
-def extract_digit_ink(image: Image.Image) -> tuple[FloatImage, tuple[int, int]]:
+def extract_digit_ink(image: Image.Image) -> tuple[FloatImage, tuple[int, int], int]:
     """The digit's ink in ``image`` (see :func:`extract_clean_ink`), looking inside a box.
 
     A digit written inside a grey box, on a sheet of paper lying on a dark table or in any
     other filled frame makes the whole frame stand out from the image's border: what comes
     out is a filled rectangle (:func:`filled_frame_interior`). Then the ink is extracted again
-    from the frame's interior, against the frame's own background. Returns the ink and where
-    its top-left corner lies in ``image`` (row, column).
+    from the frame's interior, against the frame's own background. Returns the ink, where
+    its top-left corner lies in ``image`` (row, column), and how many digit-sized regions
+    level with the digit were left out (:func:`~app.imaging.layout.digit_sized_neighbours`).
     """
-    ink, background, threshold = _ink_without_specks(image)
+    ink, background, threshold, neighbours = _ink_without_specks(image)
     interior = filled_frame_interior(ink)
     if interior is not None:
         top, left, bottom, right = interior
         try:
-            inner = extract_clean_ink(image.crop((left, top, right, bottom)))
+            inner, inner_background, inner_threshold, inner_neighbours = _ink_without_specks(
+                image.crop((left, top, right, bottom))
+            )
         except NoDigitFoundError:
             pass
         else:
-            return inner, (top, left)
-    return normalise_contrast(ink, noise=background.noise, threshold=threshold), (0, 0)
+            return (
+                normalise_contrast(inner, noise=inner_background.noise, threshold=inner_threshold),
+                (top, left),
+                inner_neighbours,
+            )
+    ink = normalise_contrast(ink, noise=background.noise, threshold=threshold)
+    return ink, (0, 0), neighbours
 
 
 def filled_frame_interior(ink: FloatImage) -> tuple[int, int, int, int] | None:
@@ -336,15 +363,17 @@ def filled_frame_interior(ink: FloatImage) -> tuple[int, int, int, int] | None:
 def extract_clean_ink(image: Image.Image) -> FloatImage:
     """The digit's ink, bright on black in [0, 1], specks removed, at the size of ``image`` (a
     standard-mode image, see :func:`standardise_mode`)."""
-    ink, background, threshold = _ink_without_specks(image)
+    ink, background, threshold, _ = _ink_without_specks(image)
     return normalise_contrast(ink, noise=background.noise, threshold=threshold)
 
 
-def _ink_without_specks(image: Image.Image) -> tuple[FloatImage, Background, float]:
+def _ink_without_specks(image: Image.Image) -> tuple[FloatImage, Background, float, int]:
     """The ink of a standard-mode image before contrast normalisation, specks removed, with
-    the background and the detection threshold it was measured against."""
+    the background and the detection threshold it was measured against, and the number of
+    digit-sized regions left out beside the digit."""
     ink, background, threshold = find_raw_ink(image)
-    return suppress_specks(ink, threshold), background, threshold
+    cleaned, neighbours = separate_specks(ink, threshold)
+    return cleaned, background, threshold, neighbours
 
 
 def find_raw_ink(image: Image.Image) -> tuple[FloatImage, Background, float]:
@@ -601,6 +630,11 @@ def normalise_contrast(ink: FloatImage, *, noise: float, threshold: float) -> Fl
 
 
 def suppress_specks(ink: FloatImage, threshold: float) -> FloatImage:
+    """The digit's ink of :func:`separate_specks`."""
+    return separate_specks(ink, threshold)[0]
+
+
+def separate_specks(ink: FloatImage, threshold: float) -> tuple[FloatImage, int]:
     """Keep the main ink region and the regions that belong with it; zero everything else.
 
     Regions are connected areas of ink above ``threshold`` and above :data:`RELATIVE_INK_LEVEL`
@@ -612,6 +646,9 @@ def suppress_specks(ink: FloatImage, threshold: float) -> FloatImage:
     the digit if it is close (:data:`NEAR_GAP_FRACTION`), or if it is a large part, like the
     bar of a 5, not too far away (:data:`LARGE_PART_FRACTION`, :data:`MAX_PART_GAP_FRACTION`);
     small marks further away are specks. Faint halo pixels next to a kept region stay.
+
+    Also returns how many of the regions left out are as tall and heavy as a digit and level
+    with it (:func:`~app.imaging.layout.digit_sized_neighbours`: another digit, far away).
 
     Raises :class:`~app.errors.NoDigitFoundError` when the digit would be smaller than a speck
     (:data:`MIN_DIGIT_EXTENT_PIXELS`, :data:`MIN_DIGIT_EXTENT_FRACTION`).
@@ -663,6 +700,7 @@ def suppress_specks(ink: FloatImage, threshold: float) -> FloatImage:
                 top, left = min(top, region.top), min(left, region.left)
                 bottom, right = max(bottom, region.bottom), max(right, region.right)
 
+    neighbours = digit_sized_neighbours(table, keep, not_strokes, main_index)
     kept = paint_regions(runs, keep, bridged.shape)
     if pool == 1:
         kept = _dilate(kept, 1)
@@ -677,7 +715,7 @@ def suppress_specks(ink: FloatImage, threshold: float) -> FloatImage:
         raise NoDigitFoundError(
             "no digit found: the image holds only specks too small to be a digit"
         )
-    return cleaned
+    return cleaned, neighbours
 
 
 def _edge_lines(table: RegionTable, shape: tuple[int, int]) -> NDArray[np.bool_]:

@@ -36,14 +36,13 @@ from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final
 
-import numpy as np
-from numpy.typing import NDArray
 from pebble import ProcessExpired, ProcessPool
 
 from app.core.memory import release_free_memory
 from app.errors import ImageTooComplexError, ServiceBusyError
 from app.imaging.number_layout import NumberLayout
-from app.imaging.pipeline import prepare_upload, segment_upload
+from app.imaging.pipeline import read_upload, segment_upload
+from app.imaging.preprocess import DigitReading
 from app.imaging.structure import DecodeLimits
 
 _MIB: Final = 1 << 20
@@ -93,16 +92,16 @@ class DecodeSandbox:
             context=context,
         )
 
-    async def prepare(self, data: bytes) -> NDArray[np.uint8]:
-        """The upload as a 28 x 28 MNIST-format digit, decoded and preprocessed in a decoder
-        process.
+    async def prepare(self, data: bytes) -> DigitReading:
+        """The upload as a 28 x 28 MNIST-format digit (:func:`~app.imaging.pipeline.read_upload`),
+        decoded and preprocessed in a decoder process.
 
         Raises the :class:`~app.errors.InputError` the decoder raised (invalid, too large,
         blank, ...), :class:`~app.errors.ImageTooComplexError` when a limit stopped the decode,
         and :class:`~app.errors.ServiceBusyError` when no decoder was free in time.
         """
-        digit: NDArray[np.uint8] = await self._run(_prepare_in_decoder, data)
-        return digit
+        reading: DigitReading = await self._run(_prepare_in_decoder, data)
+        return reading
 
     async def segment(self, data: bytes, max_digits: int) -> NumberLayout:
         """The upload's number as candidate digits (:func:`~app.imaging.pipeline.segment_upload`),
@@ -191,10 +190,10 @@ def _address_space_bytes() -> int:
     raise RuntimeError("VmSize is missing from /proc/self/status")
 
 
-def _prepare_in_decoder(data: bytes, limits: DecodeLimits, cpu_seconds: float) -> NDArray[np.uint8]:
+def _prepare_in_decoder(data: bytes, limits: DecodeLimits, cpu_seconds: float) -> DigitReading:
     """The task of :meth:`DecodeSandbox.prepare`: one upload as a 28 x 28 digit."""
-    digit: NDArray[np.uint8] = _limited(cpu_seconds, prepare_upload, data, limits)
-    return digit
+    reading: DigitReading = _limited(cpu_seconds, read_upload, data, limits)
+    return reading
 
 
 def _segment_in_decoder(

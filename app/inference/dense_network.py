@@ -32,15 +32,23 @@ class DenseNetwork:
 
     hidden_layers: tuple[DenseLayerWeights, ...]
     output_layer: DenseLayerWeights
+    temperature: float = 1.0
+    """The logits are divided by this before the softmax (temperature scaling: 1 gives the
+    trained network's own probabilities; the service uses the one fitted for calibration)."""
+
+    def __post_init__(self) -> None:
+        """Refuse a temperature that is not a positive finite number."""
+        if not (0.0 < self.temperature < float("inf")):
+            raise ValueError(f"the temperature must be positive and finite: {self.temperature}")
 
     @classmethod
-    def from_archive(cls, archive: KerasArchive) -> DenseNetwork:
+    def from_archive(cls, archive: KerasArchive, temperature: float = 1.0) -> DenseNetwork:
         """Build the network from the checked layers of a model archive."""
         *hidden, output = archive.dense_layers
-        return cls(hidden_layers=tuple(hidden), output_layer=output)
+        return cls(hidden_layers=tuple(hidden), output_layer=output, temperature=temperature)
 
     def predict_probabilities(self, images: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Class probabilities for a stack of model inputs.
+        """Class probabilities for a stack of model inputs, at the network's temperature.
 
         ``images`` has shape (n, 28, 28, 1) (or anything with n * 784 values per row, as
         :func:`app.model_contract.to_model_input` returns), float32 in [0, 1]. The result has shape
@@ -57,6 +65,8 @@ class DenseNetwork:
             np.maximum(activations, 0.0, out=activations)
         logits = activations @ self.output_layer.kernel
         logits += self.output_layer.bias
+        if self.temperature != 1.0:
+            logits *= np.float32(1.0 / self.temperature)
         return stable_softmax(logits)
 
 

@@ -37,7 +37,8 @@ _MAX_EVALUATION_BYTES: Final = 4 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class ServingModel:
-    """The loaded network with what identifies it and how well it scored.
+    """The loaded network (at the temperature its evaluation stores) with what identifies it
+    and how well it scored.
 
     It is immutable and its weights are read-only, so request threads share it freely.
     """
@@ -58,8 +59,15 @@ class ServingModel:
         """The first 12 hex digits of :attr:`sha256`, as responses carry it."""
         return self.archive.sha256[:SHORT_SHA256_LENGTH]
 
+    @property
+    def digit_threshold(self) -> float:
+        """The calibrated confidence below which an answer is not taken for a digit, chosen
+        for this model on validation data (``metrics.json``: ``not_a_digit.threshold``)."""
+        return self.evaluation.not_a_digit.threshold
+
     def predict_probabilities(self, digits: NDArray[np.uint8]) -> NDArray[np.float32]:
-        """Class probabilities, shape (n, 10), for MNIST-format digits (28, 28) or (n, 28, 28)."""
+        """Calibrated class probabilities, shape (n, 10), for MNIST-format digits (28, 28) or
+        (n, 28, 28)."""
         return self.network.predict_probabilities(to_model_input(digits))
 
 
@@ -78,7 +86,7 @@ def load_serving_model(model_dir: Path) -> ServingModel:
             f"{evaluation.model.sha256[:SHORT_SHA256_LENGTH]}..., but {MODEL_FILENAME} has "
             f"{archive.sha256[:SHORT_SHA256_LENGTH]}...: the metrics are not this model's"
         )
-    network = DenseNetwork.from_archive(archive)
+    network = DenseNetwork.from_archive(archive, evaluation.calibration.temperature)
     check_network_outputs(network)
     return ServingModel(
         network=network, archive=archive, evaluation=evaluation, loaded_at=datetime.now(UTC)

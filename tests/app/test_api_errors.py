@@ -313,6 +313,7 @@ def test_unexpected_exception_is_500_json_without_details(
 ) -> None:
     class ExplodingModel:
         short_sha256 = "000000000000"
+        digit_threshold = 0.5
 
         def predict_probabilities(self, digits: object) -> object:
             raise RuntimeError("secret internal detail at /srv/app/internal.py")

@@ -53,7 +53,15 @@ def test_predict_multipart_png_answers_digit_confidence_probabilities(
     assert body.confidence == max(body.probabilities)
     assert body.probabilities.index(body.confidence) == body.digit
     assert body.input_image is None
-    assert set(response.json()) == {"digit", "confidence", "probabilities", "model_sha256"}
+    assert body.is_digit is True and body.reason is None
+    assert set(response.json()) == {
+        "digit",
+        "confidence",
+        "is_digit",
+        "reason",
+        "probabilities",
+        "model_sha256",
+    }
 
 
 def test_predict_reports_model_identity(

@@ -142,6 +142,7 @@ def test_model_metadata_describes_inputs_outputs_and_version(client: TestClient)
                 {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
                 {"name": "digit", "datatype": "INT64", "shape": [-1]},
                 {"name": "confidence", "datatype": "FP32", "shape": [-1]},
+                {"name": "is_digit", "datatype": "BOOL", "shape": [-1]},
             ],
         }
 
@@ -194,6 +195,12 @@ def test_infer_fp32_json_gives_the_networks_answer_and_echoes_the_id(
         "probabilities",
         "digit",
         "confidence",
+        "is_digit",
+    ]
+    assert outputs["is_digit"]["datatype"] == "BOOL"
+    assert outputs["is_digit"]["data"] == [
+        bool(row.max() >= services_of(client.app).classifier.digit_threshold)  # type: ignore[union-attr]
+        for row in expected
     ]
     assert outputs["probabilities"]["datatype"] == "FP32"
     assert outputs["probabilities"]["shape"] == [16, 10]
@@ -262,8 +269,10 @@ def test_infer_fp32_binary_in_and_out_matches_json(
         640,
         128,
         64,
+        16,
     ]
     expected = {output["name"]: output["data"] for output in json_answer["outputs"]}
+    assert np.frombuffer(tensors["is_digit"], "?").tolist() == expected["is_digit"]
     np.testing.assert_array_equal(
         np.frombuffer(tensors["probabilities"], "<f4"),
         np.array(expected["probabilities"], np.float32),
@@ -308,6 +317,7 @@ def test_infer_one_image_answers_as_predict(
         "probabilities": predicted["probabilities"],
         "digit": [predicted["digit"]],
         "confidence": [predicted["confidence"]],
+        "is_digit": [predicted["is_digit"]],
     }
 
 

@@ -103,9 +103,10 @@ def _in_sandbox(
 
 
 def test_sandbox_prepares_the_digit_this_process_would(canvas_png: bytes) -> None:
-    digit = _in_sandbox(lambda sandbox: sandbox.prepare(canvas_png))
+    reading = _in_sandbox(lambda sandbox: sandbox.prepare(canvas_png))
 
-    np.testing.assert_array_equal(digit, prepare_upload(canvas_png, LIMITS))
+    np.testing.assert_array_equal(reading.pixels, prepare_upload(canvas_png, LIMITS))
+    assert reading.separate_digits == 1
 
 
 def test_sandbox_passes_input_errors_through() -> None:
@@ -136,7 +137,7 @@ def test_decode_past_the_memory_limit_is_refused_and_the_decoder_recovers(
 
     assert error.status_code == 413
     assert "memory" in str(error) and "DECODE_MEMORY_MB" in str(error)
-    assert digit.shape == (28, 28)
+    assert digit.pixels.shape == (28, 28)
 
 
 def test_decode_past_the_cpu_limit_is_refused_and_the_decoder_is_replaced(
@@ -153,7 +154,7 @@ def test_decode_past_the_cpu_limit_is_refused_and_the_decoder_is_replaced(
             await sandbox.prepare(costly)
         seconds = time.perf_counter() - started
         digit = await sandbox.prepare(canvas_png)
-        return seconds, refused.value, digit.shape == (28, 28)
+        return seconds, refused.value, digit.pixels.shape == (28, 28)
 
     seconds, error, recovered = _in_sandbox(
         costly_then_small, limits=lenient, cpu_seconds=1.0, memory_bytes=1 << 30
@@ -168,7 +169,7 @@ def test_decode_past_the_wall_clock_limit_is_refused(big_png: bytes, canvas_png:
     async def slow_then_small(sandbox: DecodeSandbox) -> tuple[BaseException, bool]:
         with pytest.raises(ImageTooComplexError) as refused:
             await sandbox.prepare(big_png)
-        return refused.value, (await sandbox.prepare(canvas_png)).shape == (28, 28)
+        return refused.value, (await sandbox.prepare(canvas_png)).pixels.shape == (28, 28)
 
     error, recovered = _in_sandbox(slow_then_small, timeout_seconds=0.05)
 

@@ -85,6 +85,7 @@ def test_model_metadata_and_readiness_with_and_without_version(
         "probabilities",
         "digit",
         "confidence",
+        "is_digit",
     ]
     assert client.is_model_ready(MODEL)
     assert client.is_model_ready(MODEL, model_version=version)
@@ -102,7 +103,7 @@ def test_infer_fp32_gives_the_digits(
     values = to_model_input(images)
     outputs = [
         triton.InferRequestedOutput(name, binary_data=binary)
-        for name in ("probabilities", "digit", "confidence")
+        for name in ("probabilities", "digit", "confidence", "is_digit")
     ]
 
     result = client.infer(
@@ -115,6 +116,9 @@ def test_infer_fp32_gives_the_digits(
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert result.as_numpy("digit").tolist() == labels.tolist()
     np.testing.assert_array_equal(result.as_numpy("confidence"), probabilities.max(axis=1))
+    is_digit = result.as_numpy("is_digit")
+    assert is_digit.dtype == np.bool_ and is_digit.shape == (32,)
+    assert is_digit.mean() >= 0.9  # real MNIST digits
     assert result.get_response()["id"] == "batch-1"
 
 

@@ -295,6 +295,7 @@ class _ExplodingModel:
     """Stands in for the model and fails the way a bug would, naming a server path."""
 
     short_sha256 = "000000000000"
+    digit_threshold = 0.5
 
     def predict_probabilities(self, digits: object) -> object:
         raise RuntimeError("secret detail in /srv/app/app/inference/dense_network.py line 42")

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import pytest
 
+from training.calibration import apply_temperature, expected_calibration_error, reliability_table
 from training.datasets import load_local, sha256_of_file
-from training.evaluate import evaluate_model
+from training.evaluate import evaluate_model, predict_probabilities
 from training.realworld import evaluate_model_on_realworld, realworld_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +94,31 @@ def test_committed_metrics_meet_targets(committed_metrics: dict[str, Any]) -> No
     realworld = committed_metrics.get("realworld")
     if realworld is not None:
         assert realworld["accuracy"] >= 0.97
+    assert committed_metrics["calibration"]["test_ece_after"] <= 0.01
+    assert committed_metrics["not_a_digit"]["validation_correct_rejected"] <= 0.02
+
+
+def test_committed_calibration_equals_a_reevaluation(committed_metrics: dict[str, Any]) -> None:
+    data = load_local(_mnist_path())
+    calibration = committed_metrics["calibration"]
+    model = keras.saving.load_model(MODELS_DIR / committed_metrics["model"]["file"])
+    probabilities = predict_probabilities(model, data.test.images)
+    calibrated = apply_temperature(probabilities, calibration["temperature"])
+    labels = data.test.labels.astype(np.intp)
+
+    assert expected_calibration_error(probabilities, labels) == pytest.approx(
+        calibration["test_ece_before"], abs=MACRO_TOLERANCE
+    )
+    assert expected_calibration_error(calibrated, labels) == pytest.approx(
+        calibration["test_ece_after"], abs=MACRO_TOLERANCE
+    )
+    assert [row["count"] for row in reliability_table(calibrated, labels)] == [
+        row["count"] for row in calibration["test_reliability"]
+    ]
+    rejected = float(
+        (calibrated.max(axis=1) < committed_metrics["not_a_digit"]["threshold"]).mean()
+    )
+    assert rejected == pytest.approx(committed_metrics["not_a_digit"]["test_rejected"], abs=1e-9)
 
 
 def test_committed_realworld_figure_equals_a_reevaluation(

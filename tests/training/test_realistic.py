@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from training.cache import CACHE_ENVIRONMENT_VARIABLE
 from training.datasets import DigitSet
-from training.realistic import CACHE_ENVIRONMENT_VARIABLE, render_realistic_digits
+from training.realistic import render_realistic_digits
 
 Digits = tuple[NDArray[np.uint8], NDArray[np.int64]]
 

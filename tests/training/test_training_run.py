@@ -55,7 +55,16 @@ def test_smoke_run_writes_every_artifact(smoke_run: Path) -> None:
 
 def test_smoke_run_metrics_have_every_field_with_sane_values(smoke_run: Path) -> None:
     metrics = _metrics(smoke_run)
-    assert list(metrics) == ["schema_version", "model", "test", "data", "training", "versions"]
+    assert list(metrics) == [
+        "schema_version",
+        "model",
+        "test",
+        "calibration",
+        "not_a_digit",
+        "data",
+        "training",
+        "versions",
+    ]
     assert metrics["schema_version"] == 1
 
     model = metrics["model"]
@@ -97,6 +106,18 @@ def test_smoke_run_metrics_have_every_field_with_sane_values(smoke_run: Path) ->
     assert set(metrics["versions"]) == {"python", "tensorflow", "keras", "numpy"}
     assert metrics["versions"]["keras"] == keras.__version__
 
+    calibration = metrics["calibration"]
+    assert calibration["method"] == "temperature scaling" and calibration["temperature"] > 0
+    assert calibration["validation_size"] == 400
+    assert calibration["validation_ece_after"] <= calibration["validation_ece_before"] + 1e-9
+    assert sum(row["count"] for row in calibration["test_reliability"]) == 1000
+    not_a_digit = metrics["not_a_digit"]
+    assert not_a_digit["false_rejection_rate"] == 0.02
+    assert not_a_digit["validation_correct_rejected"] <= 0.02
+    assert 0.0 < not_a_digit["threshold"] < 1.0
+    assert not_a_digit["outlier_size"] > 150
+    assert 0.0 <= not_a_digit["auroc"] <= 1.0
+
 
 def test_smoke_run_metrics_hold_no_absolute_paths(smoke_run: Path) -> None:
     text = (smoke_run / "metrics.json").read_text(encoding="utf-8")
@@ -129,6 +150,7 @@ def test_smoke_run_same_seed_reproduces_scores(smoke_run: Path, tmp_path: Path) 
     first, second = _metrics(smoke_run)["test"], _metrics(tmp_path)["test"]
     assert second["confusion_matrix"] == first["confusion_matrix"]
     assert second["loss"] == pytest.approx(first["loss"], rel=1e-5)
+    assert _metrics(tmp_path)["not_a_digit"] == pytest.approx(_metrics(smoke_run)["not_a_digit"])
 
 
 def test_main_bad_data_path_exits_with_clear_message(

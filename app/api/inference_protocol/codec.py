@@ -11,8 +11,9 @@ A request body is JSON, or, with the binary tensor data extension, a JSON header
 * ``input``, FP32 ``[N,28,28,1]``, ``[N,28,28]`` or ``[N,784]``: model-ready values in [0, 1]. In
   binary, little-endian float32; in JSON, numbers, flat or nested.
 
-The outputs are ``probabilities`` (FP32 ``[N,10]``), ``digit`` (INT64 ``[N]``) and ``confidence``
-(FP32 ``[N]``), each in JSON ``data`` or binary; with the classification extension,
+The outputs are ``probabilities`` (FP32 ``[N,10]``), ``digit`` (INT64 ``[N]``), ``confidence``
+(FP32 ``[N]``) and ``is_digit`` (BOOL ``[N]``: whether the service believes the image shows one
+digit, :mod:`app.verdict`), each in JSON ``data`` or binary; with the classification extension,
 ``probabilities`` becomes BYTES ``[N,k]`` of ``"<probability>:<digit>"`` strings, most probable
 first, as Triton writes them for a model without labels.
 """
@@ -40,6 +41,7 @@ from app.model_contract import INPUT_SHAPE, NUM_CLASSES
 HEADER_LENGTH_HEADER: Final = "Inference-Header-Content-Length"
 """Binary tensor data extension: the length of the JSON header that starts the body."""
 
+BOOL: Final = "BOOL"
 BYTES: Final = "BYTES"
 FP32: Final = "FP32"
 INT64: Final = "INT64"
@@ -49,6 +51,7 @@ MODEL_INPUT: Final = "input"
 PROBABILITIES: Final = "probabilities"
 DIGIT: Final = "digit"
 CONFIDENCE: Final = "confidence"
+IS_DIGIT: Final = "is_digit"
 
 INPUT_METADATA: Final = (
     (IMAGE_INPUT, BYTES, (-1,)),
@@ -60,6 +63,7 @@ OUTPUT_METADATA: Final = (
     (PROBABILITIES, FP32, (-1, NUM_CLASSES)),
     (DIGIT, INT64, (-1,)),
     (CONFIDENCE, FP32, (-1,)),
+    (IS_DIGIT, BOOL, (-1,)),
 )
 """Name, datatype and shape of each output, in the order they are returned by default."""
 
@@ -334,18 +338,20 @@ def _requested_outputs(
 
 def encode_response(
     probabilities: NDArray[np.float32],
+    is_digit: NDArray[np.bool_],
     outputs: Sequence[RequestedOutput],
     *,
     model_name: str,
     model_version: str,
     request_id: str | None,
 ) -> EncodedResponse:
-    """The response to a request that asked for ``outputs``, from the (n, 10) probabilities."""
+    """The response to a request that asked for ``outputs``, from the (n, 10) probabilities
+    and the (n,) verdicts."""
     digits = probabilities.argmax(axis=1)
     tensors: list[dict[str, Any]] = []
     binary_parts: list[bytes] = []
     for output in outputs:
-        datatype, values = _output_values(output, probabilities, digits)
+        datatype, values = _output_values(output, probabilities, digits, is_digit)
         tensor: dict[str, Any] = {"name": output.name, "datatype": datatype}
         tensor["shape"] = list(values.shape)
         if output.binary:
@@ -366,9 +372,14 @@ def encode_response(
 
 
 def _output_values(
-    output: RequestedOutput, probabilities: NDArray[np.float32], digits: NDArray[np.intp]
+    output: RequestedOutput,
+    probabilities: NDArray[np.float32],
+    digits: NDArray[np.intp],
+    is_digit: NDArray[np.bool_],
 ) -> tuple[str, NDArray[Any]]:
     """The datatype and values of one output."""
+    if output.name == IS_DIGIT:
+        return BOOL, is_digit
     if output.name == DIGIT:
         return INT64, digits.astype(np.int64)
     if output.name == CONFIDENCE:
@@ -402,5 +413,5 @@ def _binary(datatype: str, values: NDArray[Any]) -> bytes:
             _LENGTH_PREFIX.pack(len(encoded)) + encoded
             for encoded in (str(element).encode() for element in values.ravel())
         )
-    dtype = "<i8" if datatype == INT64 else "<f4"
+    dtype = {BOOL: "?", INT64: "<i8"}.get(datatype, "<f4")
     return np.ascontiguousarray(values, dtype=dtype).tobytes()

@@ -120,6 +120,7 @@ class ModelMetadataResponse(BaseModel):
                         {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
                         {"name": "digit", "datatype": "INT64", "shape": [-1]},
                         {"name": "confidence", "datatype": "FP32", "shape": [-1]},
+                        {"name": "is_digit", "datatype": "BOOL", "shape": [-1]},
                     ],
                 }
             ]
@@ -269,6 +270,7 @@ class InferenceResponse(BaseModel):
                     "outputs": [
                         {"name": "digit", "datatype": "INT64", "shape": [1], "data": [7]},
                         {"name": "confidence", "datatype": "FP32", "shape": [1], "data": [0.99627]},
+                        {"name": "is_digit", "datatype": "BOOL", "shape": [1], "data": [True]},
                     ],
                 }
             ]

@@ -1,4 +1,5 @@
-"""``GET /metrics``: the model's stored evaluation on the MNIST test split.
+"""``GET /metrics``: the model's stored evaluation on the MNIST test split, its calibration and
+the operating point of the not-a-digit verdict.
 
 These are the scores training measured and wrote to ``metrics.json`` for exactly the model file
 being served (start-up checks the SHA-256). The path keeps its name because users call it; the
@@ -18,9 +19,12 @@ router = APIRouter(tags=["model"])
 
 @router.get("/metrics")
 async def read_evaluation(model: ModelDep) -> EvaluationResponse:
-    """Test-split accuracy, macro precision/recall/F1, per-digit scores and confusion matrix."""
+    """Test-split accuracy, macro precision/recall/F1, per-digit scores and confusion matrix,
+    the calibration and the not-a-digit operating point."""
     stored = model.evaluation
     return EvaluationResponse(
         model=ModelIdentity(name=stored.model.name, file=stored.model.file, sha256=model.sha256),
         test=stored.test,
+        calibration=stored.calibration,
+        not_a_digit=stored.not_a_digit,
     )

@@ -286,7 +286,7 @@ def _infer_route(path: str) -> Callable[[Endpoint], Endpoint]:
 @_infer_route("/models/{model_name}/infer")
 async def infer(request: Request, model_name: str, classifier: ClassifierDep) -> Response:
     """Inference: image files (`image`, BYTES) or model-ready values (`input`, FP32) in, the
-    digits' probabilities, digit and confidence out."""
+    digits' probabilities, digit, confidence and whether each image shows a digit out."""
     return await _infer(request, classifier, model_name, None)
 
 
@@ -320,9 +320,10 @@ async def _infer(
         request.headers.get(HEADER_LENGTH_HEADER),
         max_images=services_of(request.app).settings.MAX_BATCH_FILES,
     )
-    probabilities = await _classify(classifier, decoded.tensor)
+    probabilities, is_digit = await _classify(classifier, decoded.tensor)
     encoded = encode_response(
         probabilities,
+        is_digit,
         decoded.outputs,
         model_name=MODEL_NAME,
         model_version=classifier.model.short_sha256,
@@ -336,25 +337,32 @@ async def _infer(
 
 async def _classify(
     classifier: DigitClassifier, tensor: ImageFiles | ModelInputs
-) -> NDArray[np.float32]:
-    """The (n, 10) probabilities of the tensor's images, from the use case."""
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """The (n, 10) probabilities of the tensor's images and whether each shows a digit, from
+    the use case (model-ready inputs, never preprocessed here, are judged by their
+    confidence alone)."""
     if isinstance(tensor, ModelInputs):
         try:
-            return await classifier.predict_model_inputs_async(tensor.values)
+            probabilities = await classifier.predict_model_inputs_async(tensor.values)
         except ValueError as error:
             raise InferenceRequestError(f"input 'input': {error}") from None
+        return probabilities, classifier.confident_rows(probabilities)
+    predictions: list[DigitPrediction] = []
     if len(tensor.files) == 1:
         # One image takes the path of POST /predict (the same answer, with less bookkeeping).
         try:
-            return (await classifier.classify_async(tensor.files[0])).probabilities[np.newaxis]
+            predictions.append(await classifier.classify_async(tensor.files[0]))
         except InputError as error:
             raise _image_error(0, error) from None
-    predictions: list[DigitPrediction] = []
-    for index, outcome in enumerate(await classifier.classify_many_async(tensor.files)):
-        if isinstance(outcome, InputError):
-            raise _image_error(index, outcome)
-        predictions.append(outcome)
-    return np.stack([prediction.probabilities for prediction in predictions])
+    else:
+        for index, outcome in enumerate(await classifier.classify_many_async(tensor.files)):
+            if isinstance(outcome, InputError):
+                raise _image_error(index, outcome)
+            predictions.append(outcome)
+    return (
+        np.stack([prediction.probabilities for prediction in predictions]),
+        np.array([prediction.is_digit for prediction in predictions], dtype=np.bool_),
+    )
 
 
 def _image_error(index: int, error: InputError) -> InputError:

@@ -207,6 +207,8 @@ async def predict(
     payload: dict[str, Any] = {
         "digit": prediction.digit,
         "confidence": prediction.confidence,
+        "is_digit": prediction.is_digit,
+        "reason": prediction.reason,
         "probabilities": prediction.probabilities,
         "model_sha256": classifier.model.short_sha256,
     }
@@ -245,6 +247,8 @@ def _batch_item(index: int, outcome: DigitPrediction | InputError) -> dict[str, 
         "prediction": {
             "digit": outcome.digit,
             "confidence": outcome.confidence,
+            "is_digit": outcome.is_digit,
+            "reason": outcome.reason,
             "probabilities": outcome.probabilities,
         },
         "error": None,
