@@ -120,7 +120,7 @@ def choose_reading(
 def _log_prior(piece: InkPiece, prediction: DigitPrediction) -> float:
     """How plausible the piece's shape is for the digit it is read as (natural log)."""
     prior = PIECE_LOG_PRIOR - WIDE_PENALTY * max(0.0, piece.width - WIDE_DIGIT_WIDTH)
-    if not getattr(prediction, "is_digit", True):
+    if not prediction.is_digit:
         prior -= NOT_A_DIGIT_PENALTY
     if piece.cut and prediction.digit != 1:
         prior -= NARROW_PENALTY * max(0.0, NARROW_DIGIT_WIDTH - piece.width)

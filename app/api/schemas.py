@@ -399,11 +399,8 @@ class NumberDigit(BaseModel):
 
     digit: Digit
     confidence: Confidence
-    is_digit: bool = Field(
-        description=(
-            "Whether the service believes this part of the image shows one handwritten digit."
-        )
-    )
+    is_digit: IsDigit
+    reason: NotADigitReason = None
     probabilities: Probabilities
     box: DigitBox
 
@@ -432,6 +429,7 @@ class NumberResponse(BaseModel):
                                     "digit": 2,
                                     "confidence": 0.99493,
                                     "is_digit": True,
+                                    "reason": None,
                                     "probabilities": [
                                         2.1e-05,
                                         0.00012,
@@ -450,6 +448,7 @@ class NumberResponse(BaseModel):
                                     "digit": 7,
                                     "confidence": 0.99627,
                                     "is_digit": True,
+                                    "reason": None,
                                     "probabilities": _EXAMPLE_PROBABILITIES,
                                     "box": {"x": 121, "y": 49, "width": 55, "height": 93},
                                 },

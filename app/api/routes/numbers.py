@@ -119,13 +119,14 @@ def number_payload(reading: NumberReading, model_sha256: str) -> dict[str, Any]:
 
 
 def _digit_payload(digit: ReadDigit) -> dict[str, Any]:
-    """One digit of the body. ``is_digit`` is the classifier's verdict where it gives one."""
+    """One digit of the body, with the classifier's verdict on it (``is_digit``, ``reason``)."""
     prediction = digit.prediction
     box = digit.box
     return {
         "digit": prediction.digit,
         "confidence": prediction.confidence,
-        "is_digit": bool(getattr(prediction, "is_digit", True)),
+        "is_digit": prediction.is_digit,
+        "reason": prediction.reason,
         "probabilities": prediction.probabilities,
         "box": {"x": box.x, "y": box.y, "width": box.width, "height": box.height},
     }
