@@ -36,7 +36,7 @@ three times as confidently as keeping it whole. This and the penalties below wer
 generated numbers (``bench.number_images``, MNIST test digits), never on the development set."""
 
 WIDE_DIGIT_WIDTH = 1.0
-WIDE_PENALTY = 2.0
+WIDE_PENALTY = 4.0
 """A piece wider than :data:`WIDE_DIGIT_WIDTH` of its line's height costs
 :data:`WIDE_PENALTY` (log) per unit of extra width: two touching digits are wider than
 one."""
