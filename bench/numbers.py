@@ -238,6 +238,23 @@ def _scores_json(scores: Scores) -> dict[str, float | int]:
     }
 
 
+LIMITS_TEXT = """## Known limits
+
+- Touching digits are the weak point. Whether a wide group is one digit or several is decided
+  by the classifier's confidence in its pieces (and a prior on their shape), and the dense
+  network still reads many pairs of touching digits as one digit with high confidence: a
+  touching "10" looks like a wide 0 to it. The shape priors (`app/number_reading.py`) were chosen
+  on generated numbers of another seed than the ones measured here.
+- A cut is a straight vertical line; digits that overlap (a 7's bar over the next digit) are cut
+  through, and slivers of the neighbour left in a piece are dropped only when they are separate.
+- Digits broken into parts that do not overlap horizontally (a 0 drawn as two arcs side by
+  side) are read as two digits; parts merge only when one lies above the other.
+- Lines must be separated by about a third of a digit's height; slanted lines of writing are
+  not followed.
+- A screenshot with other ink (buttons, text) around a drawing reads that ink too.
+"""
+
+
 def _percent(value: object) -> str:
     return f"{float(str(value)) * 100:.1f} %"
 
@@ -316,6 +333,7 @@ def render_markdown(results: dict[str, object], command: str) -> str:
             f"p90 {float(latency['p90_ms']):.1f} ms (read {latency['read']!s}, "
             f"true {latency['truth']!s}). Target: p50 <= 50 ms.",
         ]
+    lines += ["", LIMITS_TEXT.rstrip()]
     return "\n".join(lines) + "\n"
 
 
