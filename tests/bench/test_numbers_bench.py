@@ -107,6 +107,9 @@ def test_render_markdown_shows_each_figure() -> None:
         "latency": {
             "p50_ms": 21.5,
             "p90_ms": 30.0,
+            "in_process_p50_ms": 12.5,
+            "load_average": 0.4,
+            "cpus": 2,
             "requests": 5,
             "read": "1",
             "truth": "1",
@@ -119,3 +122,5 @@ def test_render_markdown_shows_each_figure() -> None:
     assert "| All generated numbers | 10 | 90.0 % (9) | 97.5 % |" in page
     assert "| `a.png` | 12 | 12 (exact) |" in page
     assert "p50 21.5 ms" in page
+    assert "p50 12.5 ms" in page
+    assert "load average was 0.4 on 2 CPUs" in page
