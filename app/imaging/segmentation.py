@@ -10,12 +10,12 @@ stroke and its neighbours, every stroke is kept:
    (:func:`~app.imaging.preprocess.drawn_boxes`) are not strokes.
 2. Connected components (:mod:`app.imaging.components`, pieces one pixel apart joined, for
    dotted pens), at most :data:`MAX_COMPONENTS` of them, the largest.
-3. Components are grouped into digits (:func:`group_parts`): parts whose horizontal extents
-   overlap and that lie one above the other (the flag of a 5, the bar of a 7, a 4 whose stem
-   was drawn apart from its bar), specks left out.
+3. Components are grouped into digits (:func:`~app.imaging.digit_groups.group_parts`):
+   parts whose horizontal extents overlap and that lie one above the other (the flag of a 5,
+   the bar of a 7, a 4 whose stem was drawn apart from its bar), specks left out.
 4. Groups far smaller than the writing are specks, dashes or fragments of lines; the rest are
-   sorted into lines by their vertical overlap (:func:`into_lines`), top to bottom, each left
-   to right.
+   sorted into lines by their vertical overlap (:func:`~app.imaging.digit_groups.into_lines`),
+   top to bottom, each left to right.
 5. Each group becomes candidate digits (:mod:`app.imaging.digit_cuts`): itself, and, when it is
    wide enough to hold touching digits, the stretches between candidate cuts.
 """
@@ -32,6 +32,7 @@ from PIL import Image
 from app.errors import NoDigitFoundError, TooManyDigitsError
 from app.imaging.components import RegionTable, describe_regions, find_runs
 from app.imaging.digit_cuts import group_pieces
+from app.imaging.digit_groups import boxes_of_groups, digit_sized, group_parts, into_lines
 from app.imaging.number_layout import Box, InkGroup, NumberLayout
 from app.imaging.preprocess import (
     EDGE_LINE_SPAN,
@@ -66,44 +67,6 @@ grouping then costs a bounded time."""
 MIN_COMPONENT_MASS_FRACTION = 0.002
 """Components lighter than this fraction of the largest are specks, dropped before grouping."""
 
-OVERLAP_TO_MERGE = 0.5
-"""Two parts one above the other merge when their horizontal extents overlap by this fraction
-of the narrower one's width ..."""
-
-FULL_OVERLAP = 0.85
-TALL_PART = 0.6
-"""... or by :data:`FULL_OVERLAP` of it when both are at least :data:`TALL_PART` of the taller
-one's height (a 1 beside a digit whose box overhangs it stays apart; the stem of a 4 drawn in
-two strokes lies within the other stroke's extent)."""
-
-MERGE_VERTICAL_GAP = 0.3
-MAX_MERGED_HEIGHT = 1.3
-"""... and the vertical gap between them is at most :data:`MERGE_VERTICAL_GAP` of the
-writing's height, and together they are at most :data:`MAX_MERGED_HEIGHT` of it (digits of two
-lines, or a column of marks, stay apart)."""
-
-MIN_PART = 0.15
-"""Only parts at least this fraction of the writing's height (their longer side) merge: a speck
-above or below a digit stays out of it."""
-
-MERGE_ROUNDS = 6
-"""Grouping is repeated until nothing merges, at most this many times."""
-
-MIN_DIGIT_HEIGHT = 0.3
-MIN_DIGIT_MASS = 0.03
-"""A group at most :data:`MIN_DIGIT_HEIGHT` of the tallest substantial group's height, or
-lighter than :data:`MIN_DIGIT_MASS` of the heaviest, is a speck, a dash or a line's fragment."""
-
-MIN_DIGIT_EXTENT_PIXELS = 4
-"""Nothing smaller than this (in the working image) is a digit."""
-
-LINE_OVERLAP = 0.5
-"""A group belongs to a line when its vertical extent overlaps the line's by this fraction of
-the smaller of the two heights."""
-
-REFERENCE_MASS_FRACTION = 0.2
-"""Groups at least this fraction of the heaviest's mass set the writing's height."""
-
 
 @dataclass(frozen=True, slots=True)
 class DigitGroups:
@@ -134,14 +97,14 @@ def find_digit_groups(image: Image.Image) -> DigitGroups:
     strokes = stroke_mask(raw, threshold)
     labels, boxes, masses = _components(strokes)
     groups = group_parts(boxes, masses)
-    group_boxes, group_masses = _group_boxes(boxes, masses, groups)
+    group_boxes, group_masses = boxes_of_groups(boxes, masses, groups)
     return DigitGroups(
         working_size=working.size,
         ink=ink,
         labels=labels,
         component_groups=np.append(groups, -1),
         boxes=group_boxes,
-        digits=_digit_sized(group_boxes, group_masses, max(strokes.shape)),
+        digits=digit_sized(group_boxes, group_masses, max(strokes.shape)),
     )
 
 
@@ -269,138 +232,6 @@ def _edge_lines(table: RegionTable, shape: tuple[int, int]) -> NDArray[np.bool_]
     vertical = spans_height & ((table.lefts == 0) | (table.rights == width))
     lines: NDArray[np.bool_] = horizontal | vertical
     return lines
-
-
-def group_parts(boxes: NDArray[np.intp], masses: NDArray[np.float64]) -> NDArray[np.intp]:
-    """Which group each component (box: top, left, bottom, right) belongs to, groups numbered
-    from 0: parts of one digit are merged by :data:`OVERLAP_TO_MERGE` and the rules after it,
-    repeatedly, since a merged group overlaps more."""
-    count = len(boxes)
-    groups = np.arange(count)
-    if count == 0:
-        return groups
-    reference = _writing_height(boxes, masses)
-    for _ in range(MERGE_ROUNDS):
-        group_boxes, _ = _group_boxes(boxes, masses, groups)
-        pairs = _mergeable_pairs(group_boxes, reference)
-        if not pairs:
-            break
-        groups = _join(groups, pairs)
-    return groups
-
-
-def _mergeable_pairs(boxes: NDArray[np.intp], reference: float) -> list[tuple[int, int]]:
-    """Pairs of groups (by index into ``boxes``) that are parts of one digit."""
-    tops, lefts, bottoms, rights = (boxes[:, column].astype(np.float64) for column in range(4))
-    heights, widths = bottoms - tops, rights - lefts
-    overlap = np.minimum.outer(rights, rights) - np.maximum.outer(lefts, lefts)
-    narrower = np.minimum.outer(widths, widths)
-    taller = np.maximum.outer(heights, heights)
-    vertical_gap = np.maximum(
-        0.0, np.maximum(np.subtract.outer(tops, bottoms), np.subtract.outer(tops, bottoms).T)
-    )
-    tall = heights >= TALL_PART * taller
-    both_tall = tall & tall.T
-    needed = np.where(both_tall, FULL_OVERLAP, OVERLAP_TO_MERGE) * narrower
-    merged_height = np.maximum.outer(bottoms, bottoms) - np.minimum.outer(tops, tops)
-    stacked = (
-        (overlap >= needed)
-        & (vertical_gap <= MERGE_VERTICAL_GAP * reference)
-        & (merged_height <= MAX_MERGED_HEIGHT * reference)
-    )
-    extents = np.maximum(heights, widths)
-    substantial = np.minimum.outer(extents, extents) >= MIN_PART * reference
-    mergeable = np.triu(stacked & substantial, k=1)
-    first, second = np.nonzero(mergeable)
-    return list(zip(first.tolist(), second.tolist(), strict=True))
-
-
-def _join(groups: NDArray[np.intp], pairs: list[tuple[int, int]]) -> NDArray[np.intp]:
-    """Renumber components after joining the given pairs of groups (union-find)."""
-    parents = list(range(int(groups.max()) + 1))
-
-    def root(node: int) -> int:
-        while parents[node] != node:
-            parents[node] = parents[parents[node]]
-            node = parents[node]
-        return node
-
-    for first, second in pairs:
-        first_root, second_root = root(first), root(second)
-        if first_root != second_root:
-            parents[max(first_root, second_root)] = min(first_root, second_root)
-    roots = np.array([root(group) for group in groups.tolist()], dtype=np.intp)
-    _, renumbered = np.unique(roots, return_inverse=True)
-    return renumbered.astype(np.intp)
-
-
-def _group_boxes(
-    boxes: NDArray[np.intp], masses: NDArray[np.float64], groups: NDArray[np.intp]
-) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    """Each group's box (the union of its components') and mass."""
-    count = int(groups.max()) + 1 if groups.size else 0
-    group_boxes = np.zeros((count, 4), dtype=np.intp)
-    group_boxes[:, :2] = np.iinfo(np.intp).max
-    np.minimum.at(group_boxes[:, 0], groups, boxes[:, 0])
-    np.minimum.at(group_boxes[:, 1], groups, boxes[:, 1])
-    np.maximum.at(group_boxes[:, 2], groups, boxes[:, 2])
-    np.maximum.at(group_boxes[:, 3], groups, boxes[:, 3])
-    group_masses = np.bincount(groups, weights=masses, minlength=count).astype(np.float64)
-    return group_boxes, group_masses
-
-
-def _writing_height(boxes: NDArray[np.intp], masses: NDArray[np.float64]) -> float:
-    """The height of the writing: the tallest of the boxes at least
-    :data:`REFERENCE_MASS_FRACTION` of the heaviest's mass."""
-    heavy = masses >= REFERENCE_MASS_FRACTION * float(masses.max())
-    return float((boxes[heavy, 2] - boxes[heavy, 0]).max())
-
-
-def _digit_sized(
-    boxes: NDArray[np.intp], masses: NDArray[np.float64], longest_side: int
-) -> NDArray[np.intp]:
-    """Indices of the groups that may be digits (see :data:`MIN_DIGIT_HEIGHT`)."""
-    if not len(boxes):
-        return np.zeros(0, dtype=np.intp)
-    heights = boxes[:, 2] - boxes[:, 0]
-    extents = np.maximum(heights, boxes[:, 3] - boxes[:, 1])
-    reference = _writing_height(boxes, masses)
-    smallest = max(MIN_DIGIT_EXTENT_PIXELS, 0.03 * longest_side)
-    digit_sized = (
-        (heights >= MIN_DIGIT_HEIGHT * reference)
-        & (masses >= MIN_DIGIT_MASS * float(masses.max()))
-        & (extents >= smallest)
-    )
-    return np.flatnonzero(digit_sized)
-
-
-def into_lines(boxes: NDArray[np.intp]) -> list[NDArray[np.intp]]:
-    """Indices into ``boxes`` (top, left, bottom, right) grouped into lines of writing: top to
-    bottom, each left to right. A box joins the line whose typical vertical extent it overlaps
-    most, by at least :data:`LINE_OVERLAP` of the smaller height, else starts a line."""
-    lines: list[list[int]] = []
-    bands: list[tuple[float, float]] = []
-    centres = (boxes[:, 0] + boxes[:, 2]) / 2.0
-    for index in np.argsort(centres, kind="stable").tolist():
-        top, bottom = float(boxes[index, 0]), float(boxes[index, 2])
-        best, best_overlap = -1, 0.0
-        for number, (band_top, band_bottom) in enumerate(bands):
-            overlap = min(bottom, band_bottom) - max(top, band_top)
-            needed = LINE_OVERLAP * min(bottom - top, band_bottom - band_top)
-            if overlap >= needed and overlap > best_overlap:
-                best, best_overlap = number, overlap
-        if best < 0:
-            lines.append([index])
-            bands.append((top, bottom))
-            continue
-        lines[best].append(index)
-        members = boxes[lines[best]]
-        bands[best] = (float(np.median(members[:, 0])), float(np.median(members[:, 2])))
-    order = sorted(range(len(lines)), key=lambda number: sum(bands[number]))
-    return [
-        np.array(sorted(lines[number], key=lambda index: int(boxes[index, 1])), dtype=np.intp)
-        for number in order
-    ]
 
 
 def _reduce(standard: Image.Image) -> Image.Image:
