@@ -105,3 +105,14 @@ def test_draw_letter_x_says_it_is_not_a_digit(desktop_page: Any) -> None:
     assert shown_digit(desktop_page) == "?"
     # The probability bars stay.
     assert sum(shown_percentages(desktop_page)) == pytest.approx(100.0, abs=0.6)
+
+
+def test_draw_two_digits_in_single_mode_says_several_digits(desktop_page: Any) -> None:
+    # A 1 and a 7 side by side on the square pad, each half the pad wide.
+    one = [(0.25, 0.25), (0.25, 0.75)]
+    seven = [(0.55, 0.25), (0.85, 0.25), (0.68, 0.75)]
+    draw_with_mouse(desktop_page, [one, seven])
+
+    assert desktop_page.locator("#result").get_attribute("data-state") == "done"
+    assert "This looks like several digits" in desktop_page.locator("#confidence").inner_text()
+    assert shown_digit(desktop_page) == "?"
