@@ -33,6 +33,7 @@ import numpy as np
 from app.classification import DigitClassifier
 from app.errors import InputError
 from app.imaging.structure import DecodeLimits
+from app.inference.dense_network import use_single_threaded_blas
 from app.inference.serving_model import load_serving_model
 from bench.images import load_test_digits
 from bench.number_images import NumberImage, compose_number, generated_numbers, touching_pairs
@@ -165,6 +166,7 @@ def measure_latency(photo: NumberImage, requests: int) -> dict[str, float | str]
 def _in_process_p50_ms(photo: NumberImage, requests: int) -> float:
     """p50 (ms) of reading ``photo`` in this process (decode, segmentation and network, no
     HTTP and no sandbox), for comparison with the server's figure."""
+    use_single_threaded_blas()  # as the service's lifespan does
     classifier = DigitClassifier(load_serving_model(REPO_ROOT / "models"), LIMITS)
     classifier.read_number(photo.data, MAX_DIGITS)
     durations = []
