@@ -50,9 +50,9 @@ HOW_IT_READS = """## How it reads
 
 The image is decoded and segmented in the decoder sandbox (`app/imaging/segmentation.py`): the
 ink is found as for one digit (background, lighting, polarity), strokes are kept above the
-relative ink level, ruled lines removed, connected components grouped into digits (parts one
-above the other: a 5's flag, a 7's bar, a 4 in two strokes; dots close together), specks
-dropped, groups sorted into lines. A group wide enough to hold touching digits gets candidate
+relative ink level, ruled lines removed, connected components (pen dots a pixel apart joined)
+grouped into digits (parts one above the other: a 5's flag, a 7's bar, a 4 in two strokes),
+specks dropped, groups sorted into lines. A group wide enough to hold touching digits gets candidate
 cuts at minima of its column profile (`app/imaging/digit_cuts.py`); every piece is drawn as a
 28 x 28 digit by the same function as a lone digit. In the worker, one forward pass reads every
 piece, and each group is read as the chain of pieces with the highest sum of log confidences
@@ -367,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=200, help="touching pairs")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument(
-        "--latency-requests", type=int, default=50, help="HTTP requests timed (0: none)"
+        "--latency-requests", type=int, default=100, help="HTTP requests timed (0: none)"
     )
     parser.add_argument("--write", action="store_true", help=f"write {DOCS_PATH.name}")
     arguments = parser.parse_args(argv)

@@ -108,15 +108,6 @@ def find_digit_groups(image: Image.Image) -> DigitGroups:
     )
 
 
-def count_separate_digits(image: Image.Image) -> int:
-    """How many separate digit-sized groups of ink a decoded image holds (0 when none):
-    touching digits count as one. Cheap next to :func:`segment_number`, which also draws them."""
-    try:
-        return int(find_digit_groups(image).digits.size)
-    except NoDigitFoundError:
-        return 0
-
-
 def segment_number(
     image: Image.Image, max_digits: int, *, upload_size: tuple[int, int] | None = None
 ) -> NumberLayout:
