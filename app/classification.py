@@ -32,12 +32,14 @@ from numpy.typing import NDArray
 
 from app.errors import InputError
 from app.imaging.decode import is_cheap_upload
-from app.imaging.pipeline import read_upload
+from app.imaging.number_layout import NumberLayout
+from app.imaging.pipeline import read_upload, segment_upload
 from app.imaging.preprocess import DigitReading
 from app.imaging.sandbox import DecodeSandbox
 from app.imaging.structure import DecodeLimits
 from app.inference.serving_model import ServingModel
 from app.model_contract import INPUT_SHAPE
+from app.number_reading import NumberReading, choose_reading
 from app.verdict import Reason, judge
 
 MODEL_INPUT_SHAPES: Final = (INPUT_SHAPE, INPUT_SHAPE[:2], (int(np.prod(INPUT_SHAPE)),))
@@ -209,6 +211,41 @@ class DigitClassifier:
         if values.ndim >= 1 and len(values) <= INLINE_MAX_MODEL_INPUTS:
             return self.predict_model_inputs(values)
         return await to_thread.run_sync(self.predict_model_inputs, values)
+
+    def read_number(self, data: bytes, max_digits: int) -> NumberReading:
+        """Read the number an uploaded image shows, in the calling thread: every digit, line
+        by line (see :mod:`app.imaging.segmentation` and :mod:`app.number_reading`). Its
+        confidence is the product of its digits' confidences.
+
+        Raises what :meth:`classify` raises, and :class:`~app.errors.TooManyDigitsError` past
+        ``max_digits`` digits.
+        """
+        return self._read_layout(segment_upload(data, self.limits, max_digits), max_digits)
+
+    async def read_number_async(self, data: bytes, max_digits: int) -> NumberReading:
+        """:meth:`read_number`, the decoding and segmentation in the sandbox unless the upload
+        is cheap; the forward pass, one for all candidate digits, on the event loop."""
+        if is_cheap_upload(data, max_pixels=self.inline_max_pixels):
+            layout = segment_upload(data, self.limits, max_digits)
+        elif self.sandbox is not None:
+            layout = await self.sandbox.segment(data, max_digits)
+        else:
+            layout = await to_thread.run_sync(segment_upload, data, self.limits, max_digits)
+        return self._read_layout(layout, max_digits)
+
+    def _read_layout(self, layout: NumberLayout, max_digits: int) -> NumberReading:
+        """Classify every candidate digit of ``layout`` in one pass, each judged as one digit
+        (the segmentation has already separated them), and choose the reading."""
+        pieces: list[DigitReading | InputError] = [
+            DigitReading(piece.digit_image, separate_digits=1)
+            for line in layout.lines
+            for group in line
+            for piece in group.pieces
+        ]
+        predictions = [
+            item for item in self._predict_many(pieces) if isinstance(item, DigitPrediction)
+        ]
+        return choose_reading(layout, predictions, max_digits)
 
     async def _prepare_async(self, data: bytes) -> DigitReading:
         """The upload as a 28 x 28 digit: on the loop if cheap, else in the sandbox."""

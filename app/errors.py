@@ -126,3 +126,11 @@ class ModelLoadError(DigitServiceError):
 
     status_code = 503
     code = "model_unavailable"
+
+
+class TooManyDigitsError(InputError):
+    """``POST /predict/number`` found more digits than ``MAX_DIGITS_PER_IMAGE`` (a page of text,
+    a grid of specks): the image is not one number."""
+
+    status_code = 422
+    code = "too_many_digits"

@@ -19,6 +19,7 @@ from app.api.routes import (
     health,
     inference_protocol,
     model,
+    numbers,
     page,
     predict,
     prometheus,
@@ -53,12 +54,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     if settings.API_KEY is None:
         app.include_router(predict.router)
+        app.include_router(numbers.router)
         app.include_router(inference_protocol.infer_router)
     else:
         api_key = api_key_dependency(settings.API_KEY.get_secret_value())
-        app.include_router(
-            predict.router, dependencies=[api_key], responses={401: UNAUTHORIZED_RESPONSE}
-        )
+        for upload_router in (predict.router, numbers.router):
+            app.include_router(
+                upload_router, dependencies=[api_key], responses={401: UNAUTHORIZED_RESPONSE}
+            )
         app.include_router(
             inference_protocol.infer_router,
             dependencies=[api_key],

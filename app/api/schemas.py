@@ -423,3 +423,90 @@ class ReadinessResponse(BaseModel):
 
     status: Literal["ready"]
     model_sha256: ShortSha256
+
+
+class DigitBox(BaseModel):
+    """Where a digit is, in the uploaded image's pixels (origin at the top left)."""
+
+    x: int = Field(ge=0, description="Left edge.")
+    y: int = Field(ge=0, description="Top edge.")
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+
+
+class NumberDigit(BaseModel):
+    """One digit of a number: the model's answer for it and where it is."""
+
+    digit: Digit
+    confidence: Confidence
+    is_digit: IsDigit
+    reason: NotADigitReason = None
+    probabilities: Probabilities
+    box: DigitBox
+
+
+class NumberLine(BaseModel):
+    """One line of writing, its digits left to right."""
+
+    text: str = Field(description="The line's digits.")
+    digits: list[NumberDigit]
+
+
+class NumberResponse(BaseModel):
+    """The number read from an image: every digit, line by line from top to bottom."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "27",
+                    "confidence": 0.9912,
+                    "lines": [
+                        {
+                            "text": "27",
+                            "digits": [
+                                {
+                                    "digit": 2,
+                                    "confidence": 0.99493,
+                                    "is_digit": True,
+                                    "reason": None,
+                                    "probabilities": [
+                                        2.1e-05,
+                                        0.00012,
+                                        0.99493,
+                                        0.00231,
+                                        1.1e-06,
+                                        3.2e-05,
+                                        4.4e-06,
+                                        0.00168,
+                                        0.00089,
+                                        3.2e-05,
+                                    ],
+                                    "box": {"x": 38, "y": 52, "width": 61, "height": 88},
+                                },
+                                {
+                                    "digit": 7,
+                                    "confidence": 0.99627,
+                                    "is_digit": True,
+                                    "reason": None,
+                                    "probabilities": _EXAMPLE_PROBABILITIES,
+                                    "box": {"x": 121, "y": 49, "width": 55, "height": 93},
+                                },
+                            ],
+                        }
+                    ],
+                    "model_sha256": _EXAMPLE_SHA256[:12],
+                }
+            ]
+        }
+    )
+
+    text: str = Field(description="The digits read, lines joined by a newline (`\\n`).")
+    confidence: Confidence = Field(
+        description=(
+            "The whole reading's confidence: the product of its digits' confidences (the chance "
+            "that every digit is right, were their errors independent)."
+        )
+    )
+    lines: list[NumberLine]
+    model_sha256: ShortSha256

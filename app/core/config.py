@@ -132,6 +132,13 @@ class Settings(BaseSettings):
         default=5.0,
         description="Wall-clock time one decode may take; past it the decoder is killed (413).",
     )
+    MAX_DIGITS_PER_IMAGE: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=32,
+        description=(
+            "Most digits POST /predict/number reads in one image; an image with more digit-sized "
+            "marks is answered 422 `too_many_digits`."
+        ),
+    )
     MAX_IMAGE_SEGMENTS: Annotated[int, Field(ge=64, le=10_000_000)] = Field(
         default=50_000,
         description=(

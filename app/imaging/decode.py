@@ -36,7 +36,7 @@ from app.errors import (
     UnsupportedMediaTypeError,
 )
 from app.imaging.structure import DecodeLimits, check_png_structure, check_structure
-from app.imaging.working_size import reduction_factor
+from app.imaging.working_size import WORKING_MIN_SIDE, reduction_factor
 
 SUPPORTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 """Pillow format names of the images the service accepts."""
@@ -125,13 +125,27 @@ def decode_upload(data: bytes, limits: DecodeLimits) -> Image.Image:
     >>> decode_upload(png, DecodeLimits(max_pixels=100)).size
     (1, 1)
     """
+    return decode_upload_sized(data, limits)[0]
+
+
+def decode_upload_sized(
+    data: bytes, limits: DecodeLimits, *, min_side: int = WORKING_MIN_SIDE
+) -> tuple[Image.Image, tuple[int, int]]:
+    """:func:`decode_upload`, a large JPEG reduced no further than ``min_side`` on its longest
+    side, and the upload's own size (width, height, after its EXIF orientation) that the
+    decoded image stands for: positions found in the image are scaled by the ratio of the two
+    to be given in the upload's pixels. Raises what :func:`decode_upload` raises."""
     if not data:
         raise EmptyUploadError("the upload is empty: send the image's bytes")
     image_format = sniff_image_format(data[:_SNIFF_BYTES])
     check_structure(data, image_format, limits)
     image = _open_header(data, image_format)
-    _check_pixel_count(*image.size, limits.max_pixels)
-    return _load_pixels(image)
+    width, height = image.size
+    _check_pixel_count(width, height, limits.max_pixels)
+    decoded = _load_pixels(image, min_side)
+    if (decoded.width > decoded.height) != (width > height):
+        width, height = height, width
+    return decoded, (width, height)
 
 
 def is_cheap_upload(data: bytes, *, max_pixels: int) -> bool:
@@ -237,26 +251,26 @@ def _open_header(data: bytes, image_format: str) -> Image.Image:
         return Image.open(io.BytesIO(data), formats=[image_format])
 
 
-def _load_pixels(image: Image.Image) -> Image.Image:
+def _load_pixels(image: Image.Image, min_side: int) -> Image.Image:
     """Decode the pixels (first frame), a large JPEG at reduced scale, then apply EXIF rotation."""
     with _decoding_errors(
         f"the {image.format} image is corrupt or truncated and cannot be decoded"
     ):
         if image.format == "JPEG":
-            _request_reduced_jpeg_decoding(image)
+            _request_reduced_jpeg_decoding(image, min_side)
         image.load()
     return _apply_exif_orientation(image)
 
 
-def _request_reduced_jpeg_decoding(image: Image.Image) -> None:
+def _request_reduced_jpeg_decoding(image: Image.Image, min_side: int) -> None:
     """Ask libjpeg to decode a large JPEG at 1/2, 1/4 or 1/8 scale and a colour one in grey.
 
     DCT-domain scaling averages blocks of pixels, so thin strokes fade but do not vanish; the
     preprocessing restores their contrast. The scale keeps the longest side at or above
-    :data:`~app.imaging.working_size.WORKING_MIN_SIDE`.
+    :data:`~app.imaging.working_size.WORKING_MIN_SIDE` (or ``min_side``).
     """
     width, height = image.size
-    factor = reduction_factor(image.size)
+    factor = reduction_factor(image.size, min_side)
     requested_size = (max(1, width // factor), max(1, height // factor)) if factor > 1 else None
     grey_mode = "L" if image.mode == "RGB" else None
     if requested_size is not None or grey_mode is not None:

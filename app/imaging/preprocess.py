@@ -241,8 +241,20 @@ def read_digit(image: Image.Image | NDArray[np.uint8]) -> DigitReading:
     region = detail_region((working.height, working.width), standard.size, box)
     if region is not None:
         ink, _, _ = extract_digit_ink(reduce_to_working_size(standard.crop(region)))
+    separate_digits = max(side_by_side_parts(crop_to_ink(ink)), 1 + neighbours)
+    return DigitReading(ink_to_mnist_digit(ink), separate_digits)
+
+
+def ink_to_mnist_digit(ink: FloatImage) -> NDArray[np.uint8]:
+    """Draw one digit's ink (bright on black, in [0, 1], specks already gone) as MNIST does:
+    crop it, match its stroke width, scale its longest side to 20 pixels and centre it by mass
+    on 28 x 28.
+
+    The tail of :func:`read_digit`, and what every digit of a number goes through
+    (:mod:`app.imaging.segmentation`), so that a digit is drawn the same way alone or in a
+    number. Raises :class:`~app.errors.NoDigitFoundError` when ``ink`` is empty.
+    """
     digit = crop_to_ink(ink)
-    separate_digits = max(side_by_side_parts(digit), 1 + neighbours)
     digit = shrink_for_stroke_matching(digit)
     digit = match_stroke_width(digit)
     digit = scale_to_box(digit, DIGIT_BOX_SIDE)
@@ -250,7 +262,7 @@ def read_digit(image: Image.Image | NDArray[np.uint8]) -> DigitReading:
     # exactly what is_mnist_format accepts.
     digit = crop_to_ink(to_uint8(digit).astype(np.float32) * np.float32(1 / PIXEL_MAX))
     digit = centre_by_mass(digit, IMAGE_SIDE)
-    return DigitReading(to_uint8(digit), separate_digits)
+    return to_uint8(digit)
 
 
 def is_mnist_format(pixels: NDArray[np.uint8]) -> bool:
@@ -359,12 +371,24 @@ def _ink_without_specks(image: Image.Image) -> tuple[FloatImage, Background, flo
     """The ink of a standard-mode image before contrast normalisation, specks removed, with
     the background and the detection threshold it was measured against, and the number of
     digit-sized regions left out beside the digit."""
+    ink, background, threshold = find_raw_ink(image)
+    cleaned, neighbours = separate_specks(ink, threshold)
+    return cleaned, background, threshold, neighbours
+
+
+def find_raw_ink(image: Image.Image) -> tuple[FloatImage, Background, float]:
+    """All the ink of a standard-mode image, bright on dark, before specks are told from
+    strokes and before contrast normalisation: steps 2 to 4 (transparency, background,
+    polarity), with the background and the detection threshold it was measured against.
+
+    Shared by the one-digit path and the segmentation of numbers, which keeps every digit
+    rather than the main one. Raises :class:`~app.errors.NoDigitFoundError` for a blank image.
+    """
     grey, alpha = grey_and_alpha(image)
     grey = composite_on_contrasting_background(grey, alpha)
     background = estimate_background(grey)
     ink, threshold = extract_ink(grey, background)
-    cleaned, neighbours = separate_specks(ink, threshold)
-    return cleaned, background, threshold, neighbours
+    return ink, background, threshold
 
 
 def detail_region(
@@ -1002,3 +1026,9 @@ def _morphology(image: FloatImage, operation: ImageFilter.Filter) -> FloatImage:
     """Apply a Pillow rank filter (max or min) to a float image."""
     filtered = Image.fromarray(image).filter(operation)
     return np.asarray(filtered, dtype=np.float32)
+
+
+def drawn_boxes(runs: InkRuns, table: RegionTable, shape: tuple[int, int]) -> NDArray[np.bool_]:
+    """Which regions of a mask of ``shape`` are boxes drawn or printed around the writing, by
+    the rule :func:`suppress_specks` applies (the segmentation of numbers applies it too)."""
+    return _outline_boxes(runs, table, shape)

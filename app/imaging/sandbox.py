@@ -32,14 +32,16 @@ import multiprocessing
 import os
 import resource
 import signal
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from typing import Final
+from typing import Any, Final
 
 from pebble import ProcessExpired, ProcessPool
 
 from app.core.memory import release_free_memory
 from app.errors import ImageTooComplexError, ServiceBusyError
-from app.imaging.pipeline import read_upload
+from app.imaging.number_layout import NumberLayout
+from app.imaging.pipeline import read_upload, segment_upload
 from app.imaging.preprocess import DigitReading
 from app.imaging.structure import DecodeLimits
 
@@ -98,6 +100,18 @@ class DecodeSandbox:
         blank, ...), :class:`~app.errors.ImageTooComplexError` when a limit stopped the decode,
         and :class:`~app.errors.ServiceBusyError` when no decoder was free in time.
         """
+        reading: DigitReading = await self._run(_prepare_in_decoder, data)
+        return reading
+
+    async def segment(self, data: bytes, max_digits: int) -> NumberLayout:
+        """The upload's number as candidate digits (:func:`~app.imaging.pipeline.segment_upload`),
+        decoded and segmented in a decoder process under the same limits and with the same
+        errors as :meth:`prepare`."""
+        layout: NumberLayout = await self._run(_segment_in_decoder, data, max_digits)
+        return layout
+
+    async def _run(self, task: Callable[..., Any], data: bytes, *arguments: Any) -> Any:
+        """Run ``task(data, limits, cpu_seconds, *arguments)`` in a decoder when one is free."""
         try:
             async with asyncio.timeout(self.wait_seconds):
                 await self._slots.acquire()
@@ -109,12 +123,12 @@ class DecodeSandbox:
             ) from None
         try:
             try:
-                return await self._decode(data)
+                return await self._decode(task, data, *arguments)
             except BrokenProcessPool:
                 # The pool lost track of a decoder it had to replace: start a fresh pool and
                 # decode once more there.
                 self._restart()
-                return await self._decode(data)
+                return await self._decode(task, data, *arguments)
         except concurrent.futures.TimeoutError:
             raise ImageTooComplexError(
                 f"decoding this image took longer than {self.timeout_seconds:g} s "
@@ -125,13 +139,13 @@ class DecodeSandbox:
         finally:
             self._slots.release()
 
-    async def _decode(self, data: bytes) -> DigitReading:
+    async def _decode(self, task: Callable[..., Any], data: bytes, *arguments: Any) -> Any:
         """Decode in the pool, starting a fresh one first if the current one has stopped."""
         if not self._pool.active:
             self._restart()
         future = self._pool.schedule(
-            _prepare_in_decoder,
-            args=(data, self.limits, self.cpu_seconds),
+            task,
+            args=(data, self.limits, self.cpu_seconds, *arguments),
             timeout=self.timeout_seconds,
         )
         return await asyncio.wrap_future(future)
@@ -177,8 +191,22 @@ def _address_space_bytes() -> int:
 
 
 def _prepare_in_decoder(data: bytes, limits: DecodeLimits, cpu_seconds: float) -> DigitReading:
-    """The task each decoder runs: allow ``cpu_seconds`` more CPU, decode and preprocess, and
-    turn running out of memory into the service's error."""
+    """The task of :meth:`DecodeSandbox.prepare`: one upload as a 28 x 28 digit."""
+    reading: DigitReading = _limited(cpu_seconds, read_upload, data, limits)
+    return reading
+
+
+def _segment_in_decoder(
+    data: bytes, limits: DecodeLimits, cpu_seconds: float, max_digits: int
+) -> NumberLayout:
+    """The task of :meth:`DecodeSandbox.segment`: one upload's number as candidate digits."""
+    layout: NumberLayout = _limited(cpu_seconds, segment_upload, data, limits, max_digits)
+    return layout
+
+
+def _limited(cpu_seconds: float, function: Callable[..., Any], *arguments: Any) -> Any:
+    """What each decoder task does around its work: allow ``cpu_seconds`` more CPU, run
+    ``function(*arguments)``, and turn running out of memory into the service's error."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     # Whole seconds, rounded down: the decode gets at least cpu_seconds - 1 and at most
     # cpu_seconds of CPU time.
@@ -188,7 +216,7 @@ def _prepare_in_decoder(data: bytes, limits: DecodeLimits, cpu_seconds: float) -
         allowed = min(allowed, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (allowed, hard))
     try:
-        return read_upload(data, limits)
+        return function(*arguments)
     except MemoryError:
         raise ImageTooComplexError(
             "decoding this image needed more memory than one image may use (DECODE_MEMORY_MB); "

@@ -29,13 +29,13 @@ def working_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def reduction_factor(size: tuple[int, int]) -> int:
+def reduction_factor(size: tuple[int, int], min_side: int = WORKING_MIN_SIDE) -> int:
     """The integer factor by which an image of ``size`` (width, height) may be shrunk.
 
-    The result keeps the longest side at or above :data:`WORKING_MIN_SIDE`; it is 1 for an image
-    that is already small.
+    The result keeps the longest side at or above ``min_side`` (by default
+    :data:`WORKING_MIN_SIDE`); it is 1 for an image that is already small.
 
     >>> reduction_factor((900, 600)), reduction_factor((28, 28))
     (3, 1)
     """
-    return max(1, max(size) // WORKING_MIN_SIDE)
+    return max(1, max(size) // min_side)

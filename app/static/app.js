@@ -1,8 +1,11 @@
-// The digit page: a drawing pad and an image picker that ask POST /predict for the digit, and a
-// panel that shows the answer, the probability of every digit, the 28 x 28 image the model saw
-// and the model's stored test scores from GET /metrics. Plain JavaScript, no dependencies.
+// The digit page: a drawing pad and an image picker that ask POST /predict for the digit (or, in
+// number mode, POST /predict/number for every digit of a number), and a panel that shows the
+// answer, the probability of every digit, the 28 x 28 image the model saw (or the number read,
+// each digit's confidence and its box drawn over the pad) and the model's stored test scores
+// from GET /metrics. Plain JavaScript, no dependencies.
 
 const PREDICT_URL = "/predict?include_input=true";
+const NUMBER_URL = "/predict/number";
 const METRICS_URL = "/metrics";
 const DIGITS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
 
@@ -14,6 +17,21 @@ const INK_COLOUR = "#111111";
 const STROKE_WIDTH_RATIO = 0.07;
 // Below this confidence the page says that the model is unsure.
 const UNSURE_BELOW = 0.6;
+
+// The pad's pixels in each mode: a square for one digit, a wide strip for a number.
+const PAD_SIZES = { digit: [512, 512], number: [1024, 384] };
+const MODE_WORDS = {
+  digit: { heading: "Your digit", label: "Drawing area for one digit", idle: "Draw a digit to see what the model reads." },
+  number: { heading: "Your number", label: "Drawing area for a number of several digits", idle: "Write a number to see what the model reads." },
+};
+const BOX_COLOUR = "#2f5bd3";
+
+// What the page says instead of a digit when the service does not believe the image shows one
+// (is_digit false), by the reason it gives.
+const VERDICTS = {
+  not_a_digit: "This does not look like a digit",
+  several_digits: "This looks like several digits",
+};
 
 // Friendly words for the service's error codes; the service's own message is shown beneath.
 const ERROR_WORDS = {
@@ -29,6 +47,10 @@ const ERROR_WORDS = {
 
 const elements = {
   pad: document.getElementById("pad"),
+  boxes: document.getElementById("boxes"),
+  padHeading: document.getElementById("pad-heading"),
+  modeInputs: document.querySelectorAll('input[name="mode"]'),
+  numberDigits: document.getElementById("number-digits"),
   dropzone: document.getElementById("dropzone"),
   padCaption: document.getElementById("pad-caption"),
   clearButton: document.getElementById("clear"),
@@ -48,6 +70,11 @@ const elements = {
 };
 
 const context = elements.pad.getContext("2d");
+const boxesContext = elements.boxes.getContext("2d");
+
+// What the page reads ("digit" or "number"), and how the image sent maps onto the pad: pad
+// pixel = offset + scale * image pixel (the identity for a drawing).
+const view = { mode: "digit", transform: { scale: 1, x: 0, y: 0 } };
 const padCaptionDefault = elements.padCaption.textContent;
 
 // Drawing state: the pointer that draws (others are ignored), the pad as it was before the
@@ -130,6 +157,9 @@ function showIdle(message) {
   elements.error.replaceChildren();
   elements.seenFigure.hidden = true;
   elements.seen.removeAttribute("src");
+  elements.numberDigits.hidden = true;
+  elements.numberDigits.replaceChildren();
+  clearBoxes();
   resetBars();
 }
 
@@ -138,7 +168,46 @@ function showPending() {
   elements.error.hidden = true;
 }
 
+// The two most probable digits, most probable first.
+function topTwo(probabilities) {
+  const order = DIGITS.slice().sort((first, second) => probabilities[second] - probabilities[first]);
+  return [order[0], order[1]];
+}
+
+// The words for a prediction the service does not take for one digit.
+function verdictText(prediction) {
+  if (prediction.reason === "low_confidence") {
+    const [first, second] = topTwo(prediction.probabilities);
+    return `Not sure: is it a ${first} or a ${second}?`;
+  }
+  return VERDICTS[prediction.reason] || VERDICTS.not_a_digit;
+}
+
+function showVerdict(prediction) {
+  elements.digit.textContent = "?";
+  const verdict = document.createElement("span");
+  verdict.className = "verdict";
+  verdict.textContent = verdictText(prediction);
+  const parts = [verdict];
+  if (prediction.reason === "several_digits") {
+    const hint = document.createElement("span");
+    hint.className = "hint";
+    hint.textContent = "Choose “A number” below the pad to read every digit.";
+    parts.push(hint);
+  }
+  elements.confidence.replaceChildren(...parts);
+}
+
 function showPrediction(prediction) {
+  if (prediction.is_digit === false) {
+    showVerdict(prediction);
+  } else {
+    showDigit(prediction);
+  }
+  finishPrediction(prediction);
+}
+
+function showDigit(prediction) {
   elements.digit.textContent = String(prediction.digit);
 
   const spoken = document.createElement("span");
@@ -157,7 +226,9 @@ function showPrediction(prediction) {
     parts.push(stop, hint);
   }
   elements.confidence.replaceChildren(...parts);
+}
 
+function finishPrediction(prediction) {
   showBars(prediction.probabilities);
 
   if (typeof prediction.input_image === "string" && prediction.input_image !== "") {
@@ -168,6 +239,57 @@ function showPrediction(prediction) {
   }
   elements.error.hidden = true;
   setState("done");
+}
+
+// A number read by POST /predict/number: the text, how sure, each digit and its box on the pad.
+function showNumber(reading) {
+  elements.digit.textContent = reading.text;
+  const spoken = document.createElement("span");
+  spoken.className = "visually-hidden";
+  spoken.textContent = `The model reads ${reading.text.replace(/\n/g, ", then ")}, `;
+  const figure = document.createElement("strong");
+  figure.textContent = formatPercent(reading.confidence);
+  elements.confidence.replaceChildren(spoken, figure, document.createTextNode(" confident (every digit right)"));
+
+  const items = [];
+  for (const line of reading.lines) {
+    for (const digit of line.digits) {
+      const item = document.createElement("li");
+      item.textContent = `${digit.digit}: ${formatPercent(digit.confidence)}`;
+      item.classList.toggle("is-unsure", digit.is_digit === false || digit.confidence < UNSURE_BELOW);
+      items.push(item);
+    }
+  }
+  elements.numberDigits.replaceChildren(...items);
+  elements.numberDigits.hidden = false;
+  drawBoxes(reading);
+  elements.error.hidden = true;
+  setState("done");
+}
+
+function clearBoxes() {
+  boxesContext.clearRect(0, 0, elements.boxes.width, elements.boxes.height);
+}
+
+// Draws each digit's box over the pad, labelled with the digit and its confidence.
+function drawBoxes(reading) {
+  clearBoxes();
+  const { scale, x: offsetX, y: offsetY } = view.transform;
+  const fontSize = Math.max(14, Math.round(elements.boxes.height * 0.05));
+  boxesContext.lineWidth = Math.max(2, Math.round(elements.boxes.height / 160));
+  boxesContext.strokeStyle = BOX_COLOUR;
+  boxesContext.fillStyle = BOX_COLOUR;
+  boxesContext.font = `600 ${fontSize}px system-ui, sans-serif`;
+  boxesContext.textBaseline = "bottom";
+  for (const line of reading.lines) {
+    for (const digit of line.digits) {
+      const left = offsetX + digit.box.x * scale;
+      const top = offsetY + digit.box.y * scale;
+      boxesContext.strokeRect(left, top, digit.box.width * scale, digit.box.height * scale);
+      const label = `${digit.digit} · ${Math.round(digit.confidence * 100)} %`;
+      boxesContext.fillText(label, left, Math.max(fontSize, top - 2));
+    }
+  }
 }
 
 function showError(headline, detail) {
@@ -186,6 +308,8 @@ function showError(headline, detail) {
   elements.error.replaceChildren(...parts);
   elements.error.hidden = false;
   elements.seenFigure.hidden = true;
+  elements.numberDigits.hidden = true;
+  clearBoxes();
   resetBars();
   setState("error");
 }
@@ -202,6 +326,17 @@ function isPrediction(body) {
     Array.isArray(body.probabilities) &&
     body.probabilities.length === DIGITS.length &&
     body.probabilities.every((value) => typeof value === "number")
+  );
+}
+
+function isNumberReading(body) {
+  return (
+    body !== null &&
+    typeof body === "object" &&
+    typeof body.text === "string" &&
+    typeof body.confidence === "number" &&
+    Array.isArray(body.lines) &&
+    body.lines.every((line) => Array.isArray(line.digits))
   );
 }
 
@@ -227,10 +362,11 @@ async function predict(image, fileName) {
   showPending();
   const form = new FormData();
   form.append("file", image, fileName);
+  const readsNumber = view.mode === "number";
 
   let response;
   try {
-    response = await fetch(PREDICT_URL, { method: "POST", body: form, signal: controller.signal });
+    response = await fetch(readsNumber ? NUMBER_URL : PREDICT_URL, { method: "POST", body: form, signal: controller.signal });
   } catch (error) {
     if (isCurrent()) {
       showError("Could not reach the service. Check that it is running, then try again.", String(error.message || ""));
@@ -243,7 +379,9 @@ async function predict(image, fileName) {
   }
   requests.controller = null;
 
-  if (response.ok && isPrediction(body)) {
+  if (response.ok && readsNumber && isNumberReading(body)) {
+    showNumber(body);
+  } else if (response.ok && !readsNumber && isPrediction(body)) {
     showPrediction(body);
   } else if (response.ok) {
     showError("The service sent an answer this page does not understand.", "");
@@ -279,13 +417,15 @@ function paintPaper() {
 function setStrokeStyle() {
   context.strokeStyle = INK_COLOUR;
   context.fillStyle = INK_COLOUR;
-  context.lineWidth = elements.pad.width * STROKE_WIDTH_RATIO;
+  context.lineWidth = Math.min(elements.pad.width, elements.pad.height) * STROKE_WIDTH_RATIO;
   context.lineCap = "round";
   context.lineJoin = "round";
 }
 
 function clearPad() {
   paintPaper();
+  clearBoxes();
+  view.transform = { scale: 1, x: 0, y: 0 };
   drawing.hasInk = false;
   drawing.showsUpload = false;
   elements.padCaption.textContent = padCaptionDefault;
@@ -335,6 +475,7 @@ function onPointerDown(event) {
     clearPad();
   }
   drawing.pointerId = event.pointerId;
+  clearBoxes();
   elements.pad.setPointerCapture(event.pointerId);
   drawing.before = context.getImageData(0, 0, elements.pad.width, elements.pad.height);
   drawing.points = [padPoint(event)];
@@ -386,13 +527,14 @@ async function showUploadOnPad(file) {
   elements.padCaption.textContent = `Showing “${file.name || "your image"}”. Draw on the pad to start again.`;
   try {
     const bitmap = await createImageBitmap(file);
-    const side = elements.pad.width;
-    const scale = Math.min(side / bitmap.width, side / bitmap.height);
+    const { width: padWidth, height: padHeight } = elements.pad;
+    const scale = Math.min(padWidth / bitmap.width, padHeight / bitmap.height);
     const width = bitmap.width * scale;
     const height = bitmap.height * scale;
+    view.transform = { scale, x: (padWidth - width) / 2, y: (padHeight - height) / 2 };
     // Small images (an MNIST digit, say) are shown with crisp pixels rather than blurred.
     context.imageSmoothingEnabled = scale < 4;
-    context.drawImage(bitmap, (side - width) / 2, (side - height) / 2, width, height);
+    context.drawImage(bitmap, view.transform.x, view.transform.y, width, height);
     bitmap.close();
     context.imageSmoothingEnabled = true;
   } catch {
@@ -466,6 +608,27 @@ function onDrop(event) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// One digit or a number: the pad's shape, the words and the endpoint change with the mode.
+
+function setMode(mode) {
+  if (!(mode in PAD_SIZES) || mode === view.mode) {
+    return;
+  }
+  cancelPending();
+  view.mode = mode;
+  document.body.dataset.mode = mode;
+  const [width, height] = PAD_SIZES[mode];
+  for (const canvas of [elements.pad, elements.boxes]) {
+    canvas.width = width;
+    canvas.height = height;
+  }
+  elements.padHeading.textContent = MODE_WORDS[mode].heading;
+  elements.pad.setAttribute("aria-label", MODE_WORDS[mode].label);
+  clearPad();
+  showIdle(MODE_WORDS[mode].idle);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The model's stored evaluation scores.
 
 async function loadScores() {
@@ -511,8 +674,15 @@ elements.pad.addEventListener("contextmenu", (event) => event.preventDefault());
 elements.clearButton.addEventListener("click", () => {
   cancelPending();
   clearPad();
-  showIdle("Draw a digit to see what the model reads.");
+  showIdle(MODE_WORDS[view.mode].idle);
 });
+for (const input of elements.modeInputs) {
+  input.addEventListener("change", () => {
+    if (input.checked) {
+      setMode(input.value);
+    }
+  });
+}
 elements.fileInput.addEventListener("change", onFileChosen);
 
 window.addEventListener("dragenter", onDragEnter);
@@ -520,6 +690,7 @@ window.addEventListener("dragover", onDragOver);
 window.addEventListener("dragleave", onDragLeave);
 window.addEventListener("drop", onDrop);
 
+document.body.dataset.mode = view.mode;
 clearPad();
-showIdle("Draw a digit to see what the model reads.");
+showIdle(MODE_WORDS[view.mode].idle);
 loadScores();

@@ -179,8 +179,14 @@ def timed(action: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
     return response, time.perf_counter() - started
 
 
-def post_raw(client: httpx.Client, data: bytes, content_type: str = "image/png") -> httpx.Response:
-    return client.post("/predict", content=data, headers={"Content-Type": content_type})
+UPLOAD_PATHS: Final = ("/predict", "/predict/number")
+"""The endpoints that take one image: each hostile upload is sent to both."""
+
+
+def post_raw(
+    client: httpx.Client, data: bytes, content_type: str = "image/png", path: str = "/predict"
+) -> httpx.Response:
+    return client.post(path, content=data, headers={"Content-Type": content_type})
 
 
 def raw_exchange(
@@ -262,18 +268,21 @@ BOMBS: Final[dict[str, tuple[bytes, int, str]]] = {
 }
 
 
+@pytest.mark.parametrize("path", UPLOAD_PATHS)
 @pytest.mark.parametrize("name", sorted(BOMBS))
 def test_upload_decompression_bomb_is_refused_fast_with_bounded_memory(
     hostile_server: ServerProcess,
     client: httpx.Client,
     peak_memory_growth_kib: MeasureMemory,
     name: str,
+    path: str,
 ) -> None:
     data, status_code, code = BOMBS[name]
     answers: list[tuple[httpx.Response, float]] = []
 
     growth = peak_memory_growth_kib(
-        hostile_server, lambda: answers.append(timed(lambda: post_raw(client, data)))
+        hostile_server,
+        lambda: answers.append(timed(lambda: post_raw(client, data, path=path))),
     )
 
     ((response, seconds),) = answers
@@ -441,16 +450,17 @@ def test_slow_chunks_over_the_limit_are_413_before_the_body_deadline(
 # Empty, mislabelled and non-image uploads.
 
 
+@pytest.mark.parametrize("path", UPLOAD_PATHS)
 @pytest.mark.parametrize("as_multipart", [False, True], ids=["raw", "multipart"])
-def test_zero_byte_upload_is_400(client: httpx.Client, as_multipart: bool) -> None:
+def test_zero_byte_upload_is_400(client: httpx.Client, as_multipart: bool, path: str) -> None:
     if as_multipart:
         response = client.post(
-            "/predict",
+            path,
             content=multipart((b"file", b"empty.png", b"image/png", b"")),
             headers={"Content-Type": MULTIPART_TYPE},
         )
     else:
-        response = post_raw(client, b"")
+        response = post_raw(client, b"", path=path)
 
     assert_json_error(response, 400, "empty_upload")
 
@@ -486,19 +496,20 @@ NOT_IMAGES: Final[dict[str, tuple[bytes, str, bytes]]] = {
 }
 
 
+@pytest.mark.parametrize("path", UPLOAD_PATHS)
 @pytest.mark.parametrize("declared", ["honest-type", "claims-png"])
 @pytest.mark.parametrize("upload", ["raw", "multipart"])
 @pytest.mark.parametrize("name", sorted(NOT_IMAGES))
 def test_non_image_upload_is_415(
-    client: httpx.Client, name: str, upload: str, declared: str
+    client: httpx.Client, name: str, upload: str, declared: str, path: str
 ) -> None:
     content, honest_type, filename = NOT_IMAGES[name]
     content_type = honest_type if declared == "honest-type" else "image/png"
     if upload == "raw":
-        response = post_raw(client, content, content_type)
+        response = post_raw(client, content, content_type, path=path)
     else:
         response = client.post(
-            "/predict",
+            path,
             content=multipart((b"file", filename, content_type.encode(), content)),
             headers={"Content-Type": MULTIPART_TYPE},
         )
@@ -516,11 +527,14 @@ def _crc_broken(png: bytes) -> bytes:
     return bytes(data)
 
 
+@pytest.mark.parametrize("path", UPLOAD_PATHS)
 @pytest.mark.parametrize(
     "damage",
     ["png-truncated-in-header", "png-truncated-in-pixels", "png-crc-broken", "jpeg-truncated"],
 )
-def test_damaged_image_is_400(client: httpx.Client, digits: dict[int, bytes], damage: str) -> None:
+def test_damaged_image_is_400(
+    client: httpx.Client, digits: dict[int, bytes], damage: str, path: str
+) -> None:
     png = digits[3]
     jpeg = encoded(digit_image(digits, 3).resize((112, 112)), "JPEG")
     data = {
@@ -530,7 +544,7 @@ def test_damaged_image_is_400(client: httpx.Client, digits: dict[int, bytes], da
         "jpeg-truncated": jpeg[: len(jpeg) // 2],
     }[damage]
 
-    response, seconds = timed(lambda: post_raw(client, data))
+    response, seconds = timed(lambda: post_raw(client, data, path=path))
 
     assert_json_error(response, 400, "invalid_image")
     assert seconds < QUICK_SECONDS
@@ -570,6 +584,63 @@ def test_degenerate_image_size_is_422(
 
     assert_json_error(response, 422, "no_digit_found")
     assert seconds < QUICK_SECONDS
+
+
+@pytest.mark.parametrize("size", [(1, 1), (10_000, 10), (10, 10_000)], ids=str)
+@pytest.mark.parametrize("content", ["blank", "ink"])
+def test_degenerate_image_size_is_answered_by_predict_number_without_5xx(
+    client: httpx.Client, size: tuple[int, int], content: str
+) -> None:
+    pixels = np.full((size[1], size[0]), 255, dtype=np.uint8)
+    if content == "ink":
+        pixels[size[1] // 2, :] = 0
+        pixels[:, size[0] // 2] = 0
+    data = encoded(Image.fromarray(pixels), "PNG")
+
+    response, seconds = timed(lambda: post_raw(client, data, path="/predict/number"))
+
+    # A vertical streak may be read as a 1; anything else is no digit.
+    if response.status_code != 200:
+        assert_json_error(response, 422, "no_digit_found")
+    assert seconds < QUICK_SECONDS
+
+
+@pytest.mark.parametrize("density", [0.002, 0.02, 0.2])
+def test_number_image_of_thousands_of_specks_is_answered_in_bounded_time(
+    client: httpx.Client, density: float
+) -> None:
+    # 1,200 x 900 pixels sown with black specks: from a few thousand to hundreds of thousands
+    # of components. The segmentation considers a bounded number of them.
+    generator = np.random.default_rng(16)
+    pixels = np.full((900, 1200), 255, dtype=np.uint8)
+    pixels[generator.random(pixels.shape) < density] = 0
+    data = encoded(Image.fromarray(pixels), "PNG")
+
+    response, seconds = timed(lambda: post_raw(client, data, path="/predict/number"))
+
+    assert response.status_code < 500, response.text
+    if response.status_code != 200:
+        assert response.json()["error"]["code"] in {"no_digit_found", "too_many_digits"}
+    else:
+        digits = sum(len(line["digits"]) for line in response.json()["lines"])
+        assert digits <= 32
+    assert seconds < BOUNDED_SECONDS
+
+
+def test_number_image_of_hundreds_of_marks_is_too_many_digits(client: httpx.Client) -> None:
+    # A grid of 25 x 15 crosses, each the size of a digit: far more than MAX_DIGITS_PER_IMAGE.
+    pixels = np.full((1000, 1600), 255, dtype=np.uint8)
+    for row in range(15):
+        for column in range(25):
+            top, left = 20 + 64 * row, 20 + 64 * column
+            pixels[top : top + 48, left + 21 : left + 27] = 0
+            pixels[top + 21 : top + 27, left : left + 48] = 0
+    data = encoded(Image.fromarray(pixels), "PNG")
+
+    response, seconds = timed(lambda: post_raw(client, data, path="/predict/number"))
+
+    assert_json_error(response, 422, "too_many_digits")
+    assert seconds < BOUNDED_SECONDS
 
 
 @pytest.mark.parametrize("variant", ["cmyk-jpeg", "cmyk-tiff", "16-bit-png", "16-bit-png-dark-ink"])

@@ -1,0 +1,138 @@
+"""Touching digits: where a group of ink may be cut apart, and each candidate digit drawn.
+
+A group of ink wider than a digit may hold several touching digits. The columns where little
+ink crosses (minima of the column profile) are candidate cuts; every stretch of the group
+between two candidate cuts that is as wide as a digit can be becomes a candidate piece, drawn
+as one 28 x 28 digit by the same function as a lone digit
+(:func:`~app.imaging.preprocess.ink_to_mnist_digit`). The classifier later chooses the chain of
+pieces it reads best (:mod:`app.number_reading`): the cut is chosen by its confidence, not by
+the geometry alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.errors import NoDigitFoundError
+from app.imaging.components import describe_regions, find_runs, paint_regions
+from app.imaging.number_layout import Box, InkGroup, InkPiece
+from app.imaging.preprocess import FloatImage, _dilate, crop_box, ink_to_mnist_digit
+
+MIN_SPLIT_WIDTH = 0.7
+"""Groups at least this wide (as a fraction of their line's digit height) get candidate cuts;
+narrower ones are read as one digit."""
+
+MIN_PIECE_WIDTH = 0.12
+"""A piece is at least this wide (fraction of the line's height): a thin 1 is about this."""
+
+MAX_PIECE_WIDTH = 1.5
+"""... and at most this wide, unless it is the whole group."""
+
+CUTS_PER_DIGIT = 2.0
+"""At most this many candidate cuts per digit the group's width could hold (one digit per
+:data:`TYPICAL_DIGIT_WIDTH` of the height), plus one; bounded by :data:`MAX_CUTS`."""
+
+TYPICAL_DIGIT_WIDTH = 0.6
+MAX_CUTS = 16
+
+SLIVER_MASS = 0.15
+"""Separate bits of a cut-out piece lighter than this fraction of its largest part are
+slivers of the neighbouring digit, left out of the piece."""
+
+BoxOf = Callable[[int, int, int, int], Box]
+"""Maps a box (top, left, bottom, right) in the group's crop to the uploaded image's pixels."""
+
+
+def candidate_cuts(ink: FloatImage, line_height: float) -> list[int]:
+    """Columns of ``ink`` (one group, cropped to its box) where touching digits may meet:
+    local minima of the smoothed column profile at least :data:`MIN_PIECE_WIDTH` from the
+    edges and from each other, fewest ink first, in left-to-right order."""
+    width = ink.shape[1]
+    if width < MIN_SPLIT_WIDTH * line_height:
+        return []
+    profile = ink.sum(axis=0, dtype=np.float64)
+    padded = np.pad(profile, 1, mode="edge")
+    smoothed = (padded[:-2] + 2.0 * padded[1:-1] + padded[2:]) / 4.0
+    spacing = max(1, round(MIN_PIECE_WIDTH * line_height))
+    inner = np.arange(spacing, width - spacing + 1)
+    if inner.size == 0:
+        return []
+    left = smoothed[np.maximum(inner - 1, 0)]
+    right = smoothed[np.minimum(inner + 1, width - 1)]
+    values = smoothed[inner]
+    minima = inner[(values <= left) & (values <= right)]
+    limit = min(MAX_CUTS, int(CUTS_PER_DIGIT * width / (TYPICAL_DIGIT_WIDTH * line_height)) + 1)
+    chosen: list[int] = []
+    for column in minima[np.argsort(smoothed[minima], kind="stable")].tolist():
+        if all(abs(column - other) >= spacing for other in chosen):
+            chosen.append(int(column))
+            if len(chosen) == limit:
+                break
+    return sorted(chosen)
+
+
+def group_pieces(ink: FloatImage, line_height: float, box_of: BoxOf) -> InkGroup | None:
+    """The candidate digits of one group of ink (cropped to its box, other groups' ink
+    removed): the whole group and every stretch between two candidate cuts as wide as a
+    digit, each drawn as a 28 x 28 digit with its box and width. None when nothing
+    in it can be drawn."""
+    width = ink.shape[1]
+    boundaries = [0, *candidate_cuts(ink, line_height), width]
+    last = len(boundaries) - 1
+    pieces: list[InkPiece] = []
+    for start in range(last):
+        for end in range(start + 1, last + 1):
+            left, right = boundaries[start], boundaries[end]
+            piece_width = (right - left) / line_height
+            whole = start == 0 and end == last
+            if not whole and not MIN_PIECE_WIDTH <= piece_width <= MAX_PIECE_WIDTH:
+                continue
+            stretch = ink[:, left:right]
+            piece = _draw_piece(stretch if whole else _without_slivers(stretch), left)
+            if piece is None:
+                continue
+            top, piece_left, bottom, piece_right = piece[1]
+            drawn_width = (piece_right - piece_left) / line_height
+            pieces.append(
+                InkPiece(
+                    start=start,
+                    end=end,
+                    digit_image=piece[0],
+                    box=box_of(top, piece_left, bottom, piece_right),
+                    width=drawn_width,
+                    cut=not whole,
+                )
+            )
+    if not any(piece.start == 0 for piece in pieces):
+        return None
+    return InkGroup(boundaries=len(boundaries), pieces=tuple(pieces))
+
+
+def _without_slivers(ink: FloatImage) -> FloatImage:
+    """A cut-out stretch of ink without the slivers of the neighbouring digit that the straight
+    cut left in it: separate bits lighter than :data:`SLIVER_MASS` of its largest part."""
+    runs = find_runs(ink >= np.float32(0.5))
+    if runs.region_count <= 1:
+        return ink
+    table = describe_regions(runs, ink)
+    keep = table.masses >= SLIVER_MASS * float(table.masses.max())
+    if keep.all():
+        return ink
+    kept = _dilate(paint_regions(runs, keep, ink.shape), 1)
+    return np.where(kept, ink, np.float32(0.0))
+
+
+def _draw_piece(
+    ink: FloatImage, offset: int
+) -> tuple[NDArray[np.uint8], tuple[int, int, int, int]] | None:
+    """One stretch of a group drawn as a digit, and its ink's box (top, left, bottom, right)
+    in the group's crop; None when it holds no ink."""
+    try:
+        top, left, bottom, right = crop_box(ink)
+        digit_image = ink_to_mnist_digit(ink[top:bottom, left:right])
+    except NoDigitFoundError:
+        return None
+    return digit_image, (top, left + offset, bottom, right + offset)
