@@ -168,6 +168,9 @@ function showPending() {
   elements.error.hidden = true;
 }
 
+// An unsure answer names the second most probable digit only when it holds this much.
+const SECOND_GUESS_AT_LEAST = 0.1;
+
 // The two most probable digits, most probable first.
 function topTwo(probabilities) {
   const order = DIGITS.slice().sort((first, second) => probabilities[second] - probabilities[first]);
@@ -178,7 +181,11 @@ function topTwo(probabilities) {
 function verdictText(prediction) {
   if (prediction.reason === "low_confidence") {
     const [first, second] = topTwo(prediction.probabilities);
-    return `Not sure: is it a ${first} or a ${second}?`;
+    // A second digit the model hardly believes in is not worth naming.
+    if (prediction.probabilities[second] >= SECOND_GUESS_AT_LEAST) {
+      return `Not sure: is it a ${first} or a ${second}?`;
+    }
+    return `Not sure: is it a ${first}?`;
   }
   return VERDICTS[prediction.reason] || VERDICTS.not_a_digit;
 }
