@@ -6,7 +6,10 @@ Run it with ``mnist-serve`` (see :mod:`app.cli`) or any ASGI server:
 
 from __future__ import annotations
 
+from typing import Final
+
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from app.api.body_guard import RequestBodyGuardMiddleware
 from app.api.deps import Services
@@ -39,6 +42,14 @@ the Open Inference Protocol (KServe V2) under `/v2`, whose errors are `{"error":
 """
 
 
+_NO_OPENTELEMETRY: Final[TelemetryConfig] = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. ``settings`` defaults to those read from the environment."""
     settings = settings or get_settings()
@@ -47,6 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version="1.0.0",
         lifespan=lifespan,
+        # The service's telemetry is its Prometheus metrics. FastAPI's native OpenTelemetry
+        # instrumentation stays idle without an OpenTelemetry SDK (none is installed), yet it
+        # looks up the global providers on every request: switched off.
+        telemetry=_NO_OPENTELEMETRY,
     )
     services = Services(settings=settings)
     app.state.services = services
