@@ -11,7 +11,7 @@ from typing import Final
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
-from app.api.body_guard import RequestBodyGuardMiddleware
+from app.api.body_guard import BodyLimits, RequestBodyGuardMiddleware
 from app.api.deps import Services
 from app.api.errors import install_error_handlers
 from app.api.inference_protocol.schemas import PROTOCOL_UNAUTHORIZED_RESPONSE
@@ -87,15 +87,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inference_protocol.router,
     ):
         app.include_router(router)
-    # Middleware, innermost first (each add_middleware wraps the ones added before it): the
-    # body guard; CORS outside it, so a browser can read its errors; every response gets its
-    # request ID.
-    app.add_middleware(
-        RequestBodyGuardMiddleware,
+    # Middleware, innermost first (each add_middleware wraps the ones added before it). The
+    # body guard runs in the outermost layer, the request ID's, unless CORS is on: then it is a
+    # layer inside CORS, so that a browser can read its errors.
+    body_limits: BodyLimits | None = BodyLimits(
         max_body_bytes=settings.MAX_UPLOAD_BYTES,
         timeout_seconds=settings.REQUEST_BODY_TIMEOUT_SECONDS,
     )
-    install_cors(app, settings.CORS_ALLOW_ORIGINS)
+    if settings.CORS_ALLOW_ORIGINS:
+        app.add_middleware(
+            RequestBodyGuardMiddleware,
+            max_body_bytes=settings.MAX_UPLOAD_BYTES,
+            timeout_seconds=settings.REQUEST_BODY_TIMEOUT_SECONDS,
+        )
+        install_cors(app, settings.CORS_ALLOW_ORIGINS)
+        body_limits = None
     app.add_middleware(StartupFailureMessageMiddleware)
     # The request ID layer, outermost, also reports every answer to the telemetry (errors of
     # the other middleware included).
@@ -104,5 +110,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.telemetry = ServiceMetrics()
         recorder = RequestRecorder(services.telemetry)
         app.include_router(prometheus.router)
-    app.add_middleware(RequestIdMiddleware, recorder=recorder)
+    app.add_middleware(RequestIdMiddleware, recorder=recorder, body_limits=body_limits)
     return app

@@ -20,16 +20,23 @@ client that is still sending makes its kernel report a reset instead of the 413.
 of a body up to :data:`DRAIN_LIMIT_FACTOR` times the limit is read and dropped first, within the
 deadline; a larger one is refused at once. The errors are raised from ``receive``: inside a
 route the app's exception handlers answer them, and a read outside a route is answered here.
+
+The guard is :func:`call_with_body_limits`. Without CORS it runs inside the outermost layer,
+:class:`~app.api.request_id.RequestIdMiddleware`, which saves a layer per request; with CORS it
+is a layer of its own, :class:`RequestBodyGuardMiddleware`, inside ``CORSMiddleware``, so that
+a browser can read its errors.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import answer_errors_before_response, send_error
+from app.api.errors import send_error
 from app.errors import DigitServiceError, PayloadTooLargeError, RequestTimeoutError
 
 DRAIN_LIMIT_FACTOR: Final = 4
@@ -39,72 +46,115 @@ _CONTENT_LENGTH: Final = b"content-length"
 _TRANSFER_ENCODING: Final = b"transfer-encoding"
 
 
-class RequestBodyGuardMiddleware:
-    """Refuse bodies over ``max_body_bytes`` (413) and bodies not complete ``timeout_seconds``
-    after the request reached the app (408)."""
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    """How large a request body may be, and how long after the request reached the app it may
+    take to arrive."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_seconds: float) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-        self.timeout_seconds = timeout_seconds
+    max_body_bytes: int
+    timeout_seconds: float
 
-    def _too_large(self) -> PayloadTooLargeError:
+    def too_large(self) -> PayloadTooLargeError:
+        """The 413 of a body over the limit."""
         return PayloadTooLargeError(
             f"the request body is larger than the limit of {self.max_body_bytes} bytes"
         )
+
+    @property
+    def drain_bytes(self) -> int:
+        """Bodies up to this size are read to their end (and dropped) before the 413."""
+        return DRAIN_LIMIT_FACTOR * self.max_body_bytes
+
+
+async def call_with_body_limits(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    limits: BodyLimits,
+    response_started: Callable[[], bool],
+) -> None:
+    """Run ``app`` on an HTTP request whose body is held to ``limits``.
+
+    A limit's error that escapes ``app`` before its response has started (``response_started``
+    says whether ``send`` has started one) is answered here with the JSON error; after, it is
+    raised again.
+    """
+    declared_length, announces_body = _body_headers(scope)
+    if not announces_body:
+        await app(scope, receive, send)
+        return
+    deadline = asyncio.get_running_loop().time() + limits.timeout_seconds
+    body_complete = False
+    received_bytes = 0
+
+    async def timed_receive() -> Message:
+        nonlocal body_complete
+        if body_complete:
+            # After the body, a read only waits for the client to disconnect: not timed.
+            return await receive()
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"the request body did not arrive within {limits.timeout_seconds:g} seconds"
+            ) from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            body_complete = True
+        return message
+
+    async def counting_receive() -> Message:
+        nonlocal received_bytes
+        message = await timed_receive()
+        if message["type"] == "http.request":
+            received_bytes += len(message.get("body", b""))
+            if received_bytes > limits.max_body_bytes:
+                if message.get("more_body", False):
+                    await _drain(timed_receive, limits.drain_bytes - received_bytes)
+                raise limits.too_large()
+        return message
+
+    if declared_length is not None and declared_length > limits.max_body_bytes:
+        if declared_length <= limits.drain_bytes:
+            await _drain(timed_receive, declared_length)
+        await send_error(scope, send, limits.too_large())
+        return
+    # With a declared length the server never delivers more than that many bytes.
+    guarded_receive = timed_receive if declared_length is not None else counting_receive
+    try:
+        await app(scope, guarded_receive, send)
+    except DigitServiceError as error:
+        # Raised by a read outside a route (inside one, the app's handlers answer it).
+        if response_started():
+            raise
+        await send_error(scope, send, error)
+
+
+class RequestBodyGuardMiddleware:
+    """Refuse bodies over ``max_body_bytes`` (413) and bodies not complete ``timeout_seconds``
+    after the request reached the app (408): :func:`call_with_body_limits` as a layer of its
+    own."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_seconds: float) -> None:
+        self.app = app
+        self.limits = BodyLimits(max_body_bytes=max_body_bytes, timeout_seconds=timeout_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared_length, announces_body = _body_headers(scope)
-        if not announces_body:
-            await self.app(scope, receive, send)
-            return
-        deadline = asyncio.get_running_loop().time() + self.timeout_seconds
-        body_complete = False
-        received_bytes = 0
+        started = False
 
-        async def timed_receive() -> Message:
-            nonlocal body_complete
-            if body_complete:
-                # After the body, a read only waits for the client to disconnect: not timed.
-                return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise RequestTimeoutError(
-                    f"the request body did not arrive within {self.timeout_seconds:g} seconds"
-                ) from None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_complete = True
-            return message
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
 
-        async def counting_receive() -> Message:
-            nonlocal received_bytes
-            message = await timed_receive()
-            if message["type"] == "http.request":
-                received_bytes += len(message.get("body", b""))
-                if received_bytes > self.max_body_bytes:
-                    if message.get("more_body", False):
-                        await _drain(timed_receive, self._drain_bytes() - received_bytes)
-                    raise self._too_large()
-            return message
-
-        if declared_length is not None and declared_length > self.max_body_bytes:
-            if declared_length <= self._drain_bytes():
-                await _drain(timed_receive, declared_length)
-            await send_error(scope, send, self._too_large())
-            return
-        # With a declared length the server never delivers more than that many bytes.
-        guarded_receive = timed_receive if declared_length is not None else counting_receive
-        await answer_errors_before_response(
-            self.app, scope, guarded_receive, send, DigitServiceError
+        await call_with_body_limits(
+            self.app, scope, receive, tracking_send, self.limits, lambda: started
         )
-
-    def _drain_bytes(self) -> int:
-        return DRAIN_LIMIT_FACTOR * self.max_body_bytes
 
 
 async def _drain(receive: Receive, max_bytes: int) -> None:
