@@ -13,7 +13,10 @@ service's own JSON error shape:
   read still waiting at the deadline raises :class:`~app.errors.RequestTimeoutError` (408), so a
   client that trickles its body (a "slow POST") cannot hold a connection and a task for ever.
   Only requests that announce a body (``Content-Length`` above 0 or ``Transfer-Encoding``) are
-  timed.
+  timed. The deadlines of all reads waiting on an event loop are watched by one timer, which
+  looks for late ones every :data:`DEADLINE_CHECK_SECONDS` (so a late body is refused up to
+  that much after its deadline): a timer armed and cancelled for every read would cost more
+  than reading a body that has already arrived, as almost every body has.
 
 Most clients send their whole body before they read the answer, and closing the connection on a
 client that is still sending makes its kernel report a reset instead of the 413. So what remains
@@ -30,9 +33,10 @@ a browser can read its errors.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,6 +45,9 @@ from app.errors import DigitServiceError, PayloadTooLargeError, RequestTimeoutEr
 
 DRAIN_LIMIT_FACTOR: Final = 4
 """Bodies up to this many times the limit are read to their end (and dropped) before the 413."""
+
+DEADLINE_CHECK_SECONDS: Final = 0.1
+"""How often the body reads waiting on an event loop are checked against their deadlines."""
 
 _CONTENT_LENGTH: Final = b"content-length"
 _TRANSFER_ENCODING: Final = b"transfer-encoding"
@@ -94,8 +101,7 @@ async def call_with_body_limits(
             # After the body, a read only waits for the client to disconnect: not timed.
             return await receive()
         try:
-            async with asyncio.timeout_at(deadline):
-                message = await receive()
+            message = await _read_deadlines().read(receive, deadline)
         except TimeoutError:
             raise RequestTimeoutError(
                 f"the request body did not arrive within {limits.timeout_seconds:g} seconds"
@@ -155,6 +161,63 @@ class RequestBodyGuardMiddleware:
         await call_with_body_limits(
             self.app, scope, receive, tracking_send, self.limits, lambda: started
         )
+
+
+class _ReadDeadlines:
+    """The body reads waiting on one event loop, each with its deadline, and the one timer that
+    cancels those still waiting past it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiting: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def read(self, receive: Receive, deadline: float) -> Message:
+        """``await receive()``; raises :class:`TimeoutError` if it still waits at ``deadline``
+        (in loop time). One read at a time per task, as ASGI apps read their bodies."""
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - ASGI servers run every request in a task
+            async with asyncio.timeout_at(deadline):
+                return await receive()
+        self._waiting[task] = deadline
+        if self._timer is None:
+            self._timer = self._loop.call_later(DEADLINE_CHECK_SECONDS, self._check)
+        try:
+            return await receive()
+        except asyncio.CancelledError:
+            # Ours (the deadline) unless the task was also cancelled by someone else.
+            if task in self._expired and task.uncancel() == 0:
+                raise TimeoutError from None
+            raise
+        finally:
+            del self._waiting[task]
+            self._expired.discard(task)
+
+    def _check(self) -> None:
+        """Cancel the reads past their deadline; look again later while any read waits."""
+        now = self._loop.time()
+        for task, deadline in self._waiting.items():
+            if deadline <= now and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+        self._timer = None
+        if self._waiting:
+            self._timer = self._loop.call_later(DEADLINE_CHECK_SECONDS, self._check)
+
+
+_DEADLINES_BY_LOOP: Final[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ReadDeadlines]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _read_deadlines() -> _ReadDeadlines:
+    """The body reads' deadlines of the running event loop."""
+    loop = asyncio.get_running_loop()
+    deadlines = _DEADLINES_BY_LOOP.get(loop)
+    if deadlines is None:
+        deadlines = _DEADLINES_BY_LOOP[loop] = _ReadDeadlines(loop)
+    return deadlines
 
 
 async def _drain(receive: Receive, max_bytes: int) -> None:
