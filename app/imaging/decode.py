@@ -21,6 +21,7 @@ here changes Pillow's global settings or the warning filters, so concurrent requ
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,7 +95,7 @@ _CHEAP_PNG_CHUNKS: Final = frozenset(
 """Chunks whose reading costs nothing beyond the pixels' own: no compressed text (``zTXt``,
 ``iTXt``) or colour profile (``iCCP``), no animation."""
 
-_CHEAP_PNG_MAX_CHUNKS: Final = 32
+_CHEAP_PNG_LIMITS: Final = DecodeLimits(max_pixels=0, max_segments=32, max_metadata_bytes=0)
 """A cheap PNG has a handful of chunks (Pillow reads each one in Python) and no compressed
 metadata."""
 
@@ -175,10 +176,9 @@ def cheap_png_layout(
     """
     if len(data) > CHEAP_UPLOAD_MAX_BYTES or not data.startswith(_PNG_SIGNATURE):
         return None
-    max_chunks = _CHEAP_PNG_MAX_CHUNKS
-    if limits is not None:
-        max_chunks = min(max_chunks, limits.max_segments)
-    walk_limits = DecodeLimits(max_pixels=0, max_segments=max_chunks, max_metadata_bytes=0)
+    walk_limits = _CHEAP_PNG_LIMITS
+    if limits is not None and limits.max_segments < walk_limits.max_segments:
+        walk_limits = dataclasses.replace(walk_limits, max_segments=limits.max_segments)
     try:
         layout = check_png_structure(data, walk_limits)
     except (InvalidImageError, ImageTooComplexError):
