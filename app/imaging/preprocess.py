@@ -212,7 +212,8 @@ def to_mnist_digit(image: Image.Image | NDArray[np.uint8]) -> NDArray[np.uint8]:
             return image.copy()
         image = Image.fromarray(image)
     elif image.mode == "L" and image.size == (IMAGE_SIDE, IMAGE_SIDE):
-        pixels = np.asarray(image, dtype=np.uint8)
+        # The bytes straight from Pillow (np.asarray would build its array interface first).
+        pixels = np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(IMAGE_SIDE, IMAGE_SIDE)
         if is_mnist_format(pixels):
             return pixels.copy()
     standard = standardise_mode(image)
