@@ -91,7 +91,9 @@ async def call_with_body_limits(
     if not announces_body:
         await app(scope, receive, send)
         return
-    deadline = asyncio.get_running_loop().time() + limits.timeout_seconds
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.timeout_seconds
+    read_deadlines = _read_deadlines(loop)
     body_complete = False
     received_bytes = 0
 
@@ -101,7 +103,7 @@ async def call_with_body_limits(
             # After the body, a read only waits for the client to disconnect: not timed.
             return await receive()
         try:
-            message = await _read_deadlines().read(receive, deadline)
+            message = await read_deadlines.read(receive, deadline)
         except TimeoutError:
             raise RequestTimeoutError(
                 f"the request body did not arrive within {limits.timeout_seconds:g} seconds"
@@ -176,7 +178,7 @@ class _ReadDeadlines:
     async def read(self, receive: Receive, deadline: float) -> Message:
         """``await receive()``; raises :class:`TimeoutError` if it still waits at ``deadline``
         (in loop time). One read at a time per task, as ASGI apps read their bodies."""
-        task = asyncio.current_task()
+        task = asyncio.current_task(self._loop)
         if task is None:  # pragma: no cover - ASGI servers run every request in a task
             async with asyncio.timeout_at(deadline):
                 return await receive()
@@ -211,9 +213,8 @@ _DEADLINES_BY_LOOP: Final[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _
 )
 
 
-def _read_deadlines() -> _ReadDeadlines:
-    """The body reads' deadlines of the running event loop."""
-    loop = asyncio.get_running_loop()
+def _read_deadlines(loop: asyncio.AbstractEventLoop) -> _ReadDeadlines:
+    """The body reads' deadlines of ``loop``."""
     deadlines = _DEADLINES_BY_LOOP.get(loop)
     if deadlines is None:
         deadlines = _DEADLINES_BY_LOOP[loop] = _ReadDeadlines(loop)
