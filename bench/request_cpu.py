@@ -4,10 +4,9 @@
     python -m bench.request_cpu --requests 500  # shorter
 
 The same requests the benchmark sends (``bench/wrk/*.lua``) are handed to each app's ASGI
-callable in this process, after its lifespan has started, on uvloop's event loop as under
-``mnist-serve`` and uvicorn (asyncio's own loop times its timers differently: the body
-deadline's cost would not be the served one); the figure is the process's CPU time per request,
-best of several rounds. It leaves out uvicorn and the kernel (about 40 µs per
+callable in this process, after its lifespan has started, on uvloop's event loop (the one
+``mnist-serve`` and uvicorn run); the figure is the process's CPU time per request, best of
+several rounds. It leaves out uvicorn and the kernel (about 40 µs per
 request here, the same for every app), so it shows what the application itself costs, and
 moves little when other programs load the machine. ``docs/performance.md`` lists its figures.
 """
