@@ -103,7 +103,7 @@ async def call_with_body_limits(
             # After the body, a read only waits for the client to disconnect: not timed.
             return await receive()
         try:
-            message = await read_deadlines.read(receive, deadline)
+            message = await read_deadlines.read(loop, receive, deadline)
         except TimeoutError:
             raise RequestTimeoutError(
                 f"the request body did not arrive within {limits.timeout_seconds:g} seconds"
@@ -166,25 +166,31 @@ class RequestBodyGuardMiddleware:
 
 
 class _ReadDeadlines:
-    """The body reads waiting on one event loop, each with its deadline, and the one timer that
-    cancels those still waiting past it."""
+    """The body reads waiting on one event loop, each with its deadline, and whether the one
+    timer that cancels those still waiting past it is armed.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    It keeps no reference to its loop (nor the timer's handle, which has one), so that the
+    table of the loops' deadlines, keyed weakly by loop, lets a finished loop go.
+    """
+
+    def __init__(self) -> None:
         self._waiting: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer_armed = False
 
-    async def read(self, receive: Receive, deadline: float) -> Message:
-        """``await receive()``; raises :class:`TimeoutError` if it still waits at ``deadline``
-        (in loop time). One read at a time per task, as ASGI apps read their bodies."""
-        task = asyncio.current_task(self._loop)
+    async def read(
+        self, loop: asyncio.AbstractEventLoop, receive: Receive, deadline: float
+    ) -> Message:
+        """``await receive()`` on ``loop``; raises :class:`TimeoutError` if it still waits at
+        ``deadline`` (in loop time). One read at a time per task, as ASGI apps read bodies."""
+        task = asyncio.current_task(loop)
         if task is None:  # pragma: no cover - ASGI servers run every request in a task
             async with asyncio.timeout_at(deadline):
                 return await receive()
         self._waiting[task] = deadline
-        if self._timer is None:
-            self._timer = self._loop.call_later(DEADLINE_CHECK_SECONDS, self._check)
+        if not self._timer_armed:
+            loop.call_later(DEADLINE_CHECK_SECONDS, self._check)
+            self._timer_armed = True
         try:
             return await receive()
         except asyncio.CancelledError:
@@ -198,14 +204,15 @@ class _ReadDeadlines:
 
     def _check(self) -> None:
         """Cancel the reads past their deadline; look again later while any read waits."""
-        now = self._loop.time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         for task, deadline in self._waiting.items():
             if deadline <= now and task not in self._expired:
                 self._expired.add(task)
                 task.cancel()
-        self._timer = None
-        if self._waiting:
-            self._timer = self._loop.call_later(DEADLINE_CHECK_SECONDS, self._check)
+        self._timer_armed = bool(self._waiting)
+        if self._timer_armed:
+            loop.call_later(DEADLINE_CHECK_SECONDS, self._check)
 
 
 _DEADLINES_BY_LOOP: Final[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ReadDeadlines]] = (
@@ -217,7 +224,7 @@ def _read_deadlines(loop: asyncio.AbstractEventLoop) -> _ReadDeadlines:
     """The body reads' deadlines of ``loop``."""
     deadlines = _DEADLINES_BY_LOOP.get(loop)
     if deadlines is None:
-        deadlines = _DEADLINES_BY_LOOP[loop] = _ReadDeadlines(loop)
+        deadlines = _DEADLINES_BY_LOOP[loop] = _ReadDeadlines()
     return deadlines
 
 
