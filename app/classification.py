@@ -7,7 +7,7 @@ transport calls it too, so they cannot drift apart.
 Decoding and preprocessing an upload is where a hostile file costs CPU and memory, so the async
 methods the routes use run it in the decoder sandbox (:class:`~app.imaging.sandbox.DecodeSandbox`:
 separate processes under hard CPU, memory and time limits, with bounded waiting), except for
-uploads that :func:`~app.imaging.decode.is_cheap_upload` has checked to be small: a PNG of at
+uploads that :func:`~app.imaging.decode.cheap_png_layout` has checked to be small: a PNG of at
 most ``INLINE_MAX_PIXELS`` pixels whose chunk structure has been verified, classified on the
 event loop within about 2 ms (``python -m bench.inline_budget``). The forward pass, about as
 cheap, runs on the loop, once per request or batch. The synchronous methods do everything in
@@ -31,7 +31,7 @@ from anyio import to_thread
 from numpy.typing import NDArray
 
 from app.errors import InputError
-from app.imaging.decode import is_cheap_upload
+from app.imaging.decode import cheap_png_layout, is_cheap_upload
 from app.imaging.number_layout import NumberLayout
 from app.imaging.pipeline import read_upload, segment_upload
 from app.imaging.preprocess import DigitReading
@@ -249,8 +249,9 @@ class DigitClassifier:
 
     async def _prepare_async(self, data: bytes) -> DigitReading:
         """The upload as a 28 x 28 digit: on the loop if cheap, else in the sandbox."""
-        if is_cheap_upload(data, max_pixels=self.inline_max_pixels):
-            return read_upload(data, self.limits)
+        layout = cheap_png_layout(data, max_pixels=self.inline_max_pixels, limits=self.limits)
+        if layout is not None:
+            return read_upload(data, self.limits, png_layout=layout)
         if self.sandbox is not None:
             return await self.sandbox.prepare(data)
         return await to_thread.run_sync(read_upload, data, self.limits)

@@ -6,9 +6,12 @@ Run it with ``mnist-serve`` (see :mod:`app.cli`) or any ASGI server:
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import Final
 
-from app.api.body_guard import RequestBodyGuardMiddleware
+from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
+
+from app.api.body_guard import BodyLimits, RequestBodyGuardMiddleware
 from app.api.deps import Services
 from app.api.errors import install_error_handlers
 from app.api.inference_protocol.schemas import PROTOCOL_UNAUTHORIZED_RESPONSE
@@ -40,6 +43,14 @@ the Open Inference Protocol (KServe V2) under `/v2`, whose errors are `{"error":
 """
 
 
+_NO_OPENTELEMETRY: Final[TelemetryConfig] = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. ``settings`` defaults to those read from the environment."""
     settings = settings or get_settings()
@@ -48,6 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version="1.0.0",
         lifespan=lifespan,
+        # The service's telemetry is its Prometheus metrics. FastAPI's native OpenTelemetry
+        # instrumentation stays idle without an OpenTelemetry SDK (none is installed), yet it
+        # looks up the global providers on every request: switched off.
+        telemetry=_NO_OPENTELEMETRY,
     )
     services = Services(settings=settings)
     app.state.services = services
@@ -75,15 +90,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inference_protocol.router,
     ):
         app.include_router(router)
-    # Middleware, innermost first (each add_middleware wraps the ones added before it): the
-    # body guard; CORS outside it, so a browser can read its errors; every response gets its
-    # request ID.
-    app.add_middleware(
-        RequestBodyGuardMiddleware,
+    # Middleware, innermost first (each add_middleware wraps the ones added before it). The
+    # body guard runs in the outermost layer, the request ID's, unless CORS is on: then it is a
+    # layer inside CORS, so that a browser can read its errors.
+    body_limits: BodyLimits | None = BodyLimits(
         max_body_bytes=settings.MAX_UPLOAD_BYTES,
         timeout_seconds=settings.REQUEST_BODY_TIMEOUT_SECONDS,
     )
-    install_cors(app, settings.CORS_ALLOW_ORIGINS)
+    if settings.CORS_ALLOW_ORIGINS:
+        app.add_middleware(
+            RequestBodyGuardMiddleware,
+            max_body_bytes=settings.MAX_UPLOAD_BYTES,
+            timeout_seconds=settings.REQUEST_BODY_TIMEOUT_SECONDS,
+        )
+        install_cors(app, settings.CORS_ALLOW_ORIGINS)
+        body_limits = None
     app.add_middleware(StartupFailureMessageMiddleware)
     # The request ID layer, outermost, also reports every answer to the telemetry (errors of
     # the other middleware included).
@@ -92,5 +113,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.telemetry = ServiceMetrics()
         recorder = RequestRecorder(services.telemetry)
         app.include_router(prometheus.router)
-    app.add_middleware(RequestIdMiddleware, recorder=recorder)
+    app.add_middleware(RequestIdMiddleware, recorder=recorder, body_limits=body_limits)
     return app

@@ -4,8 +4,9 @@
     python -m bench.request_cpu --requests 500  # shorter
 
 The same requests the benchmark sends (``bench/wrk/*.lua``) are handed to each app's ASGI
-callable in this process, after its lifespan has started; the figure is the process's CPU time
-per request, best of several rounds. It leaves out uvicorn and the kernel (about 40 µs per
+callable in this process, after its lifespan has started, on uvloop's event loop (the one
+``mnist-serve`` and uvicorn run); the figure is the process's CPU time per request, best of
+several rounds. It leaves out uvicorn and the kernel (about 40 µs per
 request here, the same for every app), so it shows what the application itself costs, and
 moves little when other programs load the machine. ``docs/performance.md`` lists its figures.
 """
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+import uvloop
 from starlette.types import ASGIApp, Message, Scope
 
 from bench.baselines.ceiling_service import create_app as create_ceiling_app
@@ -156,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds; the best counts")
     arguments = parser.parse_args(argv)
-    for name, seconds in asyncio.run(measure(max(40, arguments.requests), arguments.rounds)):
+    results = uvloop.run(measure(max(40, arguments.requests), arguments.rounds))
+    for name, seconds in results:
         print(f"{name:<28} {seconds * 1e6:9.1f} µs CPU per request")
     return 0
 

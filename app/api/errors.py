@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from app.core.request_context import current_request_id
 from app.errors import (
@@ -92,32 +92,6 @@ async def send_error(scope: Scope, send: Send, error: DigitServiceError) -> None
     ]
     await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def answer_errors_before_response(
-    app: ASGIApp, scope: Scope, receive: Receive, send: Send, error_type: type[DigitServiceError]
-) -> None:
-    """Run ``app``; an ``error_type`` that escapes it before its response has started is
-    answered here with the JSON error, and one that escapes after is raised again.
-
-    Middleware that raises its errors from a wrapped ``receive`` uses this: inside a route the
-    app's exception handler answers them, but a body read outside a route (or in another
-    middleware) would otherwise reach the server as an unanswered exception.
-    """
-    response_started = False
-
-    async def tracking_send(message: Message) -> None:
-        nonlocal response_started
-        if message["type"] == "http.response.start":
-            response_started = True
-        await send(message)
-
-    try:
-        await app(scope, receive, tracking_send)
-    except error_type as error:
-        if response_started:
-            raise
-        await send_error(scope, send, error)
 
 
 def error_response(

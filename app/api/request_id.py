@@ -10,7 +10,9 @@ matched to the server's log.
 Pure ASGI, like the other middleware here: per request it reads one header, sets a context
 variable and adds one response header. Being the outermost layer, it also hands
 every response's status and duration to the service's telemetry, when that is on (a
-:class:`ResponseRecorder`), which saves the telemetry a middleware layer of its own.
+:class:`ResponseRecorder`), and may hold request bodies to their limits
+(:func:`app.api.body_guard.call_with_body_limits`), which saves each of them a middleware layer
+of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Final, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.body_guard import BodyLimits, call_with_body_limits
 from app.core.request_context import REQUEST_ID, acceptable_request_id, new_request_id
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
@@ -44,11 +47,20 @@ class RequestIdMiddleware:
     itself (:func:`app.api.errors.handle_unexpected_error`). ``recorder``, if given, is told
     every request's status and duration (from here to the end of its response), errors of the
     other middleware included; a request whose app raises counts as 500, what the client gets.
+    ``body_limits``, if given, are applied to every request's body here (see
+    :mod:`app.api.body_guard`), with the request ID already set for their errors.
     """
 
-    def __init__(self, app: ASGIApp, *, recorder: ResponseRecorder | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        recorder: ResponseRecorder | None = None,
+        body_limits: BodyLimits | None = None,
+    ) -> None:
         self.app = app
         self.recorder = recorder
+        self.body_limits = body_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +77,7 @@ class RequestIdMiddleware:
         # 500 handler, which runs outside this middleware, still needs the ID.
         REQUEST_ID.set(request_id)
         header = (_REQUEST_ID_HEADER_KEY, request_id.encode("ascii"))
-        status = _SERVER_ERROR
+        status: int | None = None  # The response's, once it has started.
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
@@ -75,11 +87,21 @@ class RequestIdMiddleware:
             await send(message)
 
         recorder = self.recorder
-        if recorder is None:
-            await self.app(scope, receive, send_with_request_id)
-            return
-        started = perf_counter()
+        started = perf_counter() if recorder is not None else 0.0
         try:
-            await self.app(scope, receive, send_with_request_id)
+            if self.body_limits is None:
+                await self.app(scope, receive, send_with_request_id)
+            else:
+                await call_with_body_limits(
+                    self.app,
+                    scope,
+                    receive,
+                    send_with_request_id,
+                    self.body_limits,
+                    lambda: status is not None,
+                )
         finally:
-            recorder.record_response(scope, status, perf_counter() - started)
+            if recorder is not None:
+                recorder.record_response(
+                    scope, _SERVER_ERROR if status is None else status, perf_counter() - started
+                )

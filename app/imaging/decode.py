@@ -21,6 +21,7 @@ here changes Pillow's global settings or the warning filters, so concurrent requ
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from app.errors import (
     InvalidImageError,
     UnsupportedMediaTypeError,
 )
-from app.imaging.structure import DecodeLimits, check_png_structure, check_structure
+from app.imaging.structure import DecodeLimits, PngLayout, check_png_structure, check_structure
 from app.imaging.working_size import WORKING_MIN_SIDE, reduction_factor
 
 SUPPORTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
@@ -98,10 +99,15 @@ _CHEAP_PNG_LIMITS: Final = DecodeLimits(max_pixels=0, max_segments=32, max_metad
 """A cheap PNG has a handful of chunks (Pillow reads each one in Python) and no compressed
 metadata."""
 
+_PNG_EXIF_CHUNKS: Final = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})
+"""The only PNG chunks that can hold EXIF or XMP metadata, where an orientation could be."""
+
 _TOO_MANY_PIXELS = "the image declares far more pixels than allowed (a decompression bomb?)"
 
 
-def decode_upload(data: bytes, limits: DecodeLimits) -> Image.Image:
+def decode_upload(
+    data: bytes, limits: DecodeLimits, *, png_layout: PngLayout | None = None
+) -> Image.Image:
     """Decode an uploaded image, first frame only, with its EXIF orientation applied.
 
     A large JPEG is decoded at a reduced scale (a power of two that keeps the longest side at or
@@ -118,6 +124,10 @@ def decode_upload(data: bytes, limits: DecodeLimits) -> Image.Image:
     anything that cannot be decoded. No other exception escapes, whatever the bytes, except
     ``MemoryError`` when the process may not have the memory the image needs.
 
+    ``png_layout`` is what :func:`cheap_png_layout` returned for these same bytes and
+    ``limits``: its walk of the chunks was at least as strict as this one's, so it is not
+    repeated.
+
     >>> png = bytes.fromhex(
     ...     "89504e470d0a1a0a0000000d49484452000000010000000108000000003a7e9b55"
     ...     "0000000a49444154789c636000000002000148afa4710000000049454e44ae426082"
@@ -125,11 +135,15 @@ def decode_upload(data: bytes, limits: DecodeLimits) -> Image.Image:
     >>> decode_upload(png, DecodeLimits(max_pixels=100)).size
     (1, 1)
     """
-    return decode_upload_sized(data, limits)[0]
+    return decode_upload_sized(data, limits, png_layout=png_layout)[0]
 
 
 def decode_upload_sized(
-    data: bytes, limits: DecodeLimits, *, min_side: int = WORKING_MIN_SIDE
+    data: bytes,
+    limits: DecodeLimits,
+    *,
+    min_side: int = WORKING_MIN_SIDE,
+    png_layout: PngLayout | None = None,
 ) -> tuple[Image.Image, tuple[int, int]]:
     """:func:`decode_upload`, a large JPEG reduced no further than ``min_side`` on its longest
     side, and the upload's own size (width, height, after its EXIF orientation) that the
@@ -138,11 +152,19 @@ def decode_upload_sized(
     if not data:
         raise EmptyUploadError("the upload is empty: send the image's bytes")
     image_format = sniff_image_format(data[:_SNIFF_BYTES])
-    check_structure(data, image_format, limits)
+    if image_format == "PNG":
+        layout = png_layout if png_layout is not None else check_png_structure(data, limits)
+        # A PNG without the chunks that hold EXIF or XMP has no orientation to apply.
+        may_be_rotated = not layout.chunk_types.isdisjoint(_PNG_EXIF_CHUNKS)
+    else:
+        check_structure(data, image_format, limits)
+        may_be_rotated = True
     image = _open_header(data, image_format)
     width, height = image.size
     _check_pixel_count(width, height, limits.max_pixels)
     decoded = _load_pixels(image, min_side)
+    if may_be_rotated:
+        decoded = _apply_exif_orientation(decoded)
     if (decoded.width > decoded.height) != (width > height):
         width, height = height, width
     return decoded, (width, height)
@@ -158,15 +180,31 @@ def is_cheap_upload(data: bytes, *, max_pixels: int) -> bool:
     >>> is_cheap_upload(b"not a png", max_pixels=40_000)
     False
     """
+    return cheap_png_layout(data, max_pixels=max_pixels) is not None
+
+
+def cheap_png_layout(
+    data: bytes, *, max_pixels: int, limits: DecodeLimits | None = None
+) -> PngLayout | None:
+    """The verified layout of ``data`` when it is a cheap upload (see :func:`is_cheap_upload`),
+    else None.
+
+    Its chunk walk is at least as strict as the one ``limits`` ask of every PNG (no more chunks
+    than ``limits.max_segments``, no compressed metadata), so the layout can be handed to
+    :func:`decode_upload` with the same ``limits``, which then does not walk the chunks again.
+    """
     if len(data) > CHEAP_UPLOAD_MAX_BYTES or not data.startswith(_PNG_SIGNATURE):
-        return False
+        return None
+    walk_limits = _CHEAP_PNG_LIMITS
+    if limits is not None and limits.max_segments < walk_limits.max_segments:
+        walk_limits = dataclasses.replace(walk_limits, max_segments=limits.max_segments)
     try:
-        layout = check_png_structure(data, _CHEAP_PNG_LIMITS)
+        layout = check_png_structure(data, walk_limits)
     except (InvalidImageError, ImageTooComplexError):
-        return False
-    return (
-        0 < layout.width * layout.height <= max_pixels and layout.chunk_types <= _CHEAP_PNG_CHUNKS
-    )
+        return None
+    if 0 < layout.width * layout.height <= max_pixels and layout.chunk_types <= _CHEAP_PNG_CHUNKS:
+        return layout
+    return None
 
 
 def _check_pixel_count(width: int, height: int, max_pixels: int) -> None:
@@ -252,14 +290,14 @@ def _open_header(data: bytes, image_format: str) -> Image.Image:
 
 
 def _load_pixels(image: Image.Image, min_side: int) -> Image.Image:
-    """Decode the pixels (first frame), a large JPEG at reduced scale, then apply EXIF rotation."""
+    """Decode the pixels (first frame), a large JPEG at reduced scale."""
     with _decoding_errors(
         f"the {image.format} image is corrupt or truncated and cannot be decoded"
     ):
         if image.format == "JPEG":
             _request_reduced_jpeg_decoding(image, min_side)
         image.load()
-    return _apply_exif_orientation(image)
+    return image
 
 
 def _request_reduced_jpeg_decoding(image: Image.Image, min_side: int) -> None:

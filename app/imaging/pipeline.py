@@ -11,18 +11,21 @@ from app.imaging.decode import decode_upload, decode_upload_sized
 from app.imaging.number_layout import NumberLayout
 from app.imaging.preprocess import DigitReading, read_digit
 from app.imaging.segmentation import NUMBER_WORKING_SIDE, segment_number
-from app.imaging.structure import DecodeLimits
+from app.imaging.structure import DecodeLimits, PngLayout
 
 
-def read_upload(data: bytes, limits: DecodeLimits) -> DigitReading:
+def read_upload(
+    data: bytes, limits: DecodeLimits, *, png_layout: PngLayout | None = None
+) -> DigitReading:
     """Decode an uploaded image and turn it into a 28 x 28 MNIST-format digit (``uint8``, white
     ink on black, centred by centre of mass), with the number of digit-sized pieces of ink the
     preprocessing found side by side (:mod:`app.imaging.layout`).
 
     Raises an :class:`~app.errors.InputError` subclass, and nothing else, for any bytes that do
-    not make a digit: empty, not an image, corrupt, past ``limits``, or blank.
+    not make a digit: empty, not an image, corrupt, past ``limits``, or blank. ``png_layout``:
+    see :func:`~app.imaging.decode.decode_upload`.
     """
-    return read_digit(decode_upload(data, limits))
+    return read_digit(decode_upload(data, limits, png_layout=png_layout))
 
 
 def prepare_upload(data: bytes, limits: DecodeLimits) -> NDArray[np.uint8]:

@@ -230,7 +230,8 @@ def read_digit(image: Image.Image | NDArray[np.uint8]) -> DigitReading:
             return DigitReading(image.copy(), side_by_side_parts(image))
         image = Image.fromarray(image)
     elif image.mode == "L" and image.size == (IMAGE_SIDE, IMAGE_SIDE):
-        pixels = np.asarray(image, dtype=np.uint8)
+        # The bytes straight from Pillow (np.asarray would build its array interface first).
+        pixels = np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(IMAGE_SIDE, IMAGE_SIDE)
         if is_mnist_format(pixels):
             return DigitReading(pixels.copy(), side_by_side_parts(pixels))
     standard = standardise_mode(image)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Message
 
+from app.api.body_guard import BodyLimits, call_with_body_limits
 from app.core.config import Settings
 from app.main import create_app
 
@@ -99,3 +100,65 @@ def test_body_that_arrives_in_time_is_not_timed_out(started: tuple[FastAPI, Test
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_image"
+
+
+def _stalled_scope() -> dict[str, object]:
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict",
+        "headers": [(b"content-length", b"10")],
+    }
+
+
+async def _reading_app(
+    scope: object, receive: Callable[[], Awaitable[Message]], send: object
+) -> None:
+    """An app that reads its whole body."""
+    while (await receive()).get("more_body", False):
+        pass
+
+
+async def _never(*_: object) -> Message:
+    await asyncio.sleep(3600)
+    raise AssertionError("unreachable")
+
+
+def test_deadlines_of_concurrent_reads_each_fire() -> None:
+    limits = BodyLimits(max_body_bytes=100, timeout_seconds=0.2)
+
+    async def one() -> list[Message]:
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        await call_with_body_limits(
+            _reading_app, _stalled_scope(), _never, send, limits, lambda: bool(sent)
+        )
+        return sent
+
+    async def both() -> list[list[Message]]:
+        return list(await asyncio.wait_for(asyncio.gather(one(), one()), timeout=5))
+
+    for sent in asyncio.run(both()):
+        assert sent[0]["status"] == 408
+
+
+def test_a_read_cancelled_from_outside_stays_cancelled() -> None:
+    """Only the deadline becomes a 408: a task cancelled for another reason (the server
+    shutting down, say) sees its cancellation."""
+    limits = BodyLimits(max_body_bytes=100, timeout_seconds=60)
+
+    async def run() -> None:
+        task = asyncio.create_task(
+            call_with_body_limits(
+                _reading_app, _stalled_scope(), _never, _never, limits, lambda: False
+            )
+        )
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())

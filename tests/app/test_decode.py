@@ -22,7 +22,7 @@ from app.errors import (
     InvalidImageError,
     UnsupportedMediaTypeError,
 )
-from app.imaging.decode import decode_upload
+from app.imaging.decode import cheap_png_layout, decode_upload
 from app.imaging.structure import DecodeLimits
 from app.imaging.working_size import WORKING_MIN_SIDE
 
@@ -143,6 +143,36 @@ def test_decode_applies_exif_orientation() -> None:
     assert image.size == (60, 20)
     pixels = np.asarray(image.convert("L"))
     assert pixels[:, :8].mean() < 60 < 200 < pixels[:, 20:].mean()
+
+
+@pytest.mark.parametrize("where", ["eXIf", "text"])
+def test_decode_applies_png_exif_orientation(where: str) -> None:
+    """A PNG's orientation, in an ``eXIf`` chunk or a raw-profile text chunk, is applied; a
+    PNG without such chunks is taken as it is stored, without looking for one."""
+    from PIL import PngImagePlugin
+
+    upright = Image.new("L", (60, 20), 255)
+    upright.paste(0, (0, 0, 10, 20))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    if where == "eXIf":
+        data = encoded(stored, "PNG", exif=exif)
+    else:
+        raw = exif.tobytes()
+        metadata = PngImagePlugin.PngInfo()
+        metadata.add_text("Raw profile type exif", f"\nexif\n{len(raw)}\n{raw.hex()}")
+        data = encoded(stored, "PNG", pnginfo=metadata)
+    assert decode_upload(data, LIMITS).size == (60, 20)
+    assert decode_upload(encoded(stored, "PNG"), LIMITS).size == (20, 60)
+
+
+def test_cheap_png_layout_walks_no_looser_than_the_limits() -> None:
+    """The layout handed to decode_upload comes from a walk at least as strict as the one the
+    limits ask for: a PNG with more chunks than ``max_segments`` is not cheap."""
+    data = encoded(Image.new("L", (28, 28)), "PNG")
+    assert cheap_png_layout(data, max_pixels=1024, limits=LIMITS) is not None
+    assert cheap_png_layout(data, max_pixels=1024, limits=DecodeLimits(MAX_PIXELS, 2)) is None
 
 
 def test_decode_reads_large_jpeg_reduced_in_grey() -> None:
