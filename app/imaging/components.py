@@ -51,14 +51,24 @@ class InkRegion:
         return max(vertical, horizontal)
 
 
-def find_runs(mask: NDArray[np.bool_]) -> InkRuns:
-    """Label the 8-connected regions of ``mask`` (2-D, boolean) run by run."""
+def horizontal_runs(
+    mask: NDArray[np.bool_],
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
+    """The horizontal runs of ``mask`` (2-D, boolean), ordered by row, then column: each one's
+    row, first column and end column (exclusive)."""
     height, width = mask.shape
     padded = np.zeros((height, width + 2), dtype=np.int8)
     padded[:, 1:-1] = mask
     steps = np.diff(padded, axis=1)
     rows, starts = np.nonzero(steps == 1)
     _, ends = np.nonzero(steps == -1)
+    return rows, starts, ends
+
+
+def find_runs(mask: NDArray[np.bool_]) -> InkRuns:
+    """Label the 8-connected regions of ``mask`` (2-D, boolean) run by run."""
+    width = mask.shape[1]
+    rows, starts, ends = horizontal_runs(mask)
     run_count = rows.size
     if run_count == 0:
         empty = np.zeros(0, dtype=np.intp)

@@ -658,12 +658,7 @@ def separate_specks(ink: FloatImage, threshold: float) -> tuple[FloatImage, int]
     height, width = ink.shape
     pool = -(-max(height, width) // ANALYSIS_MAX_SIDE)
     pooled = _max_pool(ink, pool)
-    level = np.float32(threshold)
-    above = pooled[pooled > level]
-    if above.size:
-        solid = float(np.percentile(above, SOLID_REGION_PERCENTILE))
-        level = np.float32(max(threshold, RELATIVE_INK_LEVEL * solid))
-    visible = pooled > level
+    visible = pooled > np.float32(stroke_level(pooled, threshold))
     bridged = _dilate(visible, BRIDGE_PIXELS)
     runs = find_runs(bridged)
     table = describe_regions(runs, visible.astype(np.float32))
@@ -721,6 +716,17 @@ def separate_specks(ink: FloatImage, threshold: float) -> tuple[FloatImage, int]
             "no digit found: the image holds only specks too small to be a digit"
         )
     return cleaned, int(np.count_nonzero(neighbours))
+
+
+def stroke_level(ink: FloatImage, threshold: float) -> float:
+    """The level above which ``ink`` (before normalisation, detected above ``threshold``) is a
+    stroke: :data:`RELATIVE_INK_LEVEL` of the solid ink (:data:`SOLID_REGION_PERCENTILE` of
+    the detected ink), and at least ``threshold``."""
+    above = ink[ink > np.float32(threshold)]
+    if above.size == 0:
+        return threshold
+    solid = float(np.percentile(above, SOLID_REGION_PERCENTILE))
+    return max(threshold, RELATIVE_INK_LEVEL * solid)
 
 
 def _edge_lines(table: RegionTable, shape: tuple[int, int]) -> NDArray[np.bool_]:
@@ -810,11 +816,9 @@ def shrink_for_stroke_matching(digit: FloatImage) -> FloatImage:
     A digit that is already small enough is returned as it is.
     """
     height, width = digit.shape
-    longest = max(height, width)
-    if longest <= STROKE_MATCHING_SIDE:
+    size = working_size((width, height), STROKE_MATCHING_SIDE)
+    if size == (width, height):
         return digit
-    scale = STROKE_MATCHING_SIDE / longest
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     shrunk = np.asarray(Image.fromarray(digit).resize(size, Image.Resampling.BOX), dtype=np.float32)
     visible = shrunk[shrunk > np.float32(MIN_INK_CONTRAST)]
     if visible.size == 0:

@@ -30,21 +30,21 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from app.errors import NoDigitFoundError, TooManyDigitsError
-from app.imaging.components import RegionTable, describe_regions, find_runs
+from app.imaging.components import RegionTable, describe_regions, find_runs, horizontal_runs
 from app.imaging.digit_cuts import group_pieces
 from app.imaging.digit_groups import boxes_of_groups, digit_sized, group_parts, into_lines
 from app.imaging.number_layout import Box, InkGroup, NumberLayout
 from app.imaging.preprocess import (
     EDGE_LINE_SPAN,
-    RELATIVE_INK_LEVEL,
-    SOLID_REGION_PERCENTILE,
     FloatImage,
     _dilate,
     drawn_boxes,
     find_raw_ink,
     normalise_contrast,
     standardise_mode,
+    stroke_level,
 )
+from app.imaging.working_size import working_size
 
 NUMBER_WORKING_SIDE = 512
 """The longest side of the image a number is segmented on: a 10-digit number across a photo
@@ -152,24 +152,15 @@ def segment_number(
 def stroke_mask(raw: FloatImage, threshold: float) -> NDArray[np.bool_]:
     """Where ``raw`` ink (before normalisation, detected above ``threshold``) is a stroke: above
     the relative ink level, ruled lines removed."""
-    above = raw[raw > np.float32(threshold)]
-    level = threshold
-    if above.size:
-        solid = float(np.percentile(above, SOLID_REGION_PERCENTILE))
-        level = max(threshold, RELATIVE_INK_LEVEL * solid)
-    strokes = raw > np.float32(level)
+    strokes = raw > np.float32(stroke_level(raw, threshold))
     _remove_ruled_lines(strokes)
     return strokes
 
 
 def _remove_ruled_lines(strokes: NDArray[np.bool_]) -> None:
     """Clear, in place, the horizontal runs that are ruled lines (:data:`RULED_LINE_SPAN`)."""
-    height, width = strokes.shape
-    padded = np.zeros((height, width + 2), dtype=np.int8)
-    padded[:, 1:-1] = strokes
-    steps = np.diff(padded, axis=1)
-    rows, starts = np.nonzero(steps == 1)
-    _, ends = np.nonzero(steps == -1)
+    width = strokes.shape[1]
+    rows, starts, ends = horizontal_runs(strokes)
     writing_height = int(np.count_nonzero(strokes.any(axis=1)))
     long_runs = (ends - starts) >= max(RULED_LINE_SPAN * width, RULED_LINE_HEIGHTS * writing_height)
     for row, start, end in zip(
@@ -227,12 +218,9 @@ def _edge_lines(table: RegionTable, shape: tuple[int, int]) -> NDArray[np.bool_]
 
 def _reduce(standard: Image.Image) -> Image.Image:
     """The image box-averaged down to :data:`NUMBER_WORKING_SIDE` on its longest side."""
-    width, height = standard.size
-    longest = max(width, height)
-    if longest <= NUMBER_WORKING_SIDE:
+    size = working_size(standard.size, NUMBER_WORKING_SIDE)
+    if size == standard.size:
         return standard
-    scale = NUMBER_WORKING_SIDE / longest
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return standard.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
 
 

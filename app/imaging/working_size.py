@@ -13,19 +13,19 @@ WORKING_MIN_SIDE = 256
 """The longest side of the image the preprocessing works on is never reduced below this."""
 
 
-def working_size(size: tuple[int, int]) -> tuple[int, int]:
+def working_size(size: tuple[int, int], side: int = WORKING_MIN_SIDE) -> tuple[int, int]:
     """The size (width, height) to which an image of ``size`` is shrunk before per-pixel work:
-    the longest side becomes :data:`WORKING_MIN_SIDE`, the aspect ratio is kept, and an image
-    that is already small keeps its size.
+    the longest side becomes ``side`` (by default :data:`WORKING_MIN_SIDE`), the aspect ratio
+    is kept, and an image that is already small keeps its size.
 
     >>> working_size((900, 600)), working_size((28, 28))
     ((256, 171), (28, 28))
     """
     width, height = size
     longest = max(width, height)
-    if longest <= WORKING_MIN_SIDE:
+    if longest <= side:
         return size
-    scale = WORKING_MIN_SIDE / longest
+    scale = side / longest
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
