@@ -217,31 +217,20 @@ def offline_detailed_classifier(model_dir: Path) -> DetailedClassifier:
     return classify_all
 
 
-def realworld_uploads(folder: Path, digits: Sequence[RealDigit]) -> list[Upload]:
-    """The development set's digit images as uploads, with their original bytes."""
+def realworld_uploads(
+    folder: Path, images: Sequence[RealDigit] | Sequence[RealNotDigit]
+) -> list[Upload]:
+    """The development set's images as uploads, with their original bytes; a not-digit has no
+    digit (-1) and its category stands for its style."""
     return [
         Upload(
-            digit.file,
-            (folder / digit.file).read_bytes(),
-            _CONTENT_TYPES.get(Path(digit.file).suffix.lower(), "application/octet-stream"),
-            digit.digit,
-            digit.style,
+            image.file,
+            (folder / image.file).read_bytes(),
+            _CONTENT_TYPES.get(Path(image.file).suffix.lower(), "application/octet-stream"),
+            image.digit if isinstance(image, RealDigit) else -1,
+            image.style if isinstance(image, RealDigit) else image.category,
         )
-        for digit in digits
-    ]
-
-
-def not_digit_uploads(folder: Path, items: Sequence[RealNotDigit]) -> list[Upload]:
-    """The development set's not-digit images as uploads (no digit: label -1)."""
-    return [
-        Upload(
-            item.file,
-            (folder / item.file).read_bytes(),
-            _CONTENT_TYPES.get(Path(item.file).suffix.lower(), "application/octet-stream"),
-            -1,
-            item.category,
-        )
-        for item in items
+        for image in images
     ]
 
 
@@ -278,7 +267,7 @@ def run_realworld(arguments: argparse.Namespace, classify: DetailedClassifier) -
 
     not_digits = read_not_digits(folder)
     verdicts = summarise_verdicts(
-        digits, answers, not_digits, classify(not_digit_uploads(folder, not_digits))
+        digits, answers, not_digits, classify(realworld_uploads(folder, not_digits))
     )
     print(f"(d) not-a-digit verdicts and calibration on the development set ({folder}):")
     for figure, target, target_met in verdicts.targets():

@@ -18,7 +18,6 @@ segmentation and model as the endpoint, in this process); the latency through a 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -38,7 +37,7 @@ from app.inference.serving_model import load_serving_model
 from bench.images import load_test_digits
 from bench.number_images import NumberImage, compose_number, generated_numbers, touching_pairs
 from bench.servers import LOOPBACK, ServerProcess, http_request, mnist_serve_spec
-from training.realworld import read_digits, realworld_dir
+from training.realworld import read_digits, read_not_digits, realworld_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS_PATH = REPO_ROOT / "docs" / "numbers.md"
@@ -180,12 +179,10 @@ def _in_process_p50_ms(photo: NumberImage, requests: int) -> float:
 def dev_set_numbers(classifier: DigitClassifier) -> list[tuple[str, str, str]]:
     """Each several-digit image of the development set: file, true number, reading."""
     folder = realworld_dir()
-    with (folder / "labels.tsv").open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
     return [
-        (row["file"], row["label"], read_text(classifier, (folder / row["file"]).read_bytes()))
-        for row in rows
-        if row["category"] == SEVERAL_DIGITS
+        (item.file, item.label, read_text(classifier, (folder / item.file).read_bytes()))
+        for item in read_not_digits(folder)
+        if item.category == SEVERAL_DIGITS
     ]
 
 

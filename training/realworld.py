@@ -59,13 +59,18 @@ def realworld_dir() -> Path:
     return Path(configured) if configured else DEFAULT_REALWORLD_DIR
 
 
+def read_labels(folder: Path) -> list[dict[str, str]]:
+    """The rows of ``folder/labels.tsv``: ``file``, ``label``, ``category``, ``repo``, ``path``,
+    ``style``."""
+    with (folder / LABELS_FILE).open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
 def read_digits(folder: Path) -> list[RealDigit]:
     """The single-digit images listed in ``folder/labels.tsv`` (not-digits are left out)."""
-    with (folder / LABELS_FILE).open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
     return [
         RealDigit(row["file"], int(row["label"]), row["repo"], row["style"])
-        for row in rows
+        for row in read_labels(folder)
         if row["category"] == "digit"
     ]
 
@@ -83,11 +88,9 @@ class RealNotDigit:
 
 def read_not_digits(folder: Path) -> list[RealNotDigit]:
     """The images listed in ``folder/labels.tsv`` that are not a single digit."""
-    with (folder / LABELS_FILE).open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
     return [
         RealNotDigit(row["file"], row["category"], row["label"])
-        for row in rows
+        for row in read_labels(folder)
         if row["category"] != "digit"
     ]
 
