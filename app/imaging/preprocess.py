@@ -316,17 +316,11 @@ def extract_digit_ink(image: Image.Image) -> tuple[FloatImage, tuple[int, int], 
     if interior is not None:
         top, left, bottom, right = interior
         try:
-            inner, inner_background, inner_threshold, inner_neighbours = _ink_without_specks(
-                image.crop((left, top, right, bottom))
-            )
+            inner, inner_neighbours = extract_clean_ink(image.crop((left, top, right, bottom)))
         except NoDigitFoundError:
             pass
         else:
-            return (
-                normalise_contrast(inner, noise=inner_background.noise, threshold=inner_threshold),
-                (top, left),
-                inner_neighbours,
-            )
+            return inner, (top, left), inner_neighbours
     ink = normalise_contrast(ink, noise=background.noise, threshold=threshold)
     return ink, (0, 0), neighbours
 
@@ -361,11 +355,12 @@ def filled_frame_interior(ink: FloatImage) -> tuple[int, int, int, int] | None:
     return top + inset, left + inset, bottom - inset, right - inset
 
 
-def extract_clean_ink(image: Image.Image) -> FloatImage:
+def extract_clean_ink(image: Image.Image) -> tuple[FloatImage, int]:
     """The digit's ink, bright on black in [0, 1], specks removed, at the size of ``image`` (a
-    standard-mode image, see :func:`standardise_mode`)."""
-    ink, background, threshold, _ = _ink_without_specks(image)
-    return normalise_contrast(ink, noise=background.noise, threshold=threshold)
+    standard-mode image, see :func:`standardise_mode`), and how many digit-sized regions level
+    with the digit were kept beside it."""
+    ink, background, threshold, neighbours = _ink_without_specks(image)
+    return normalise_contrast(ink, noise=background.noise, threshold=threshold), neighbours
 
 
 def _ink_without_specks(image: Image.Image) -> tuple[FloatImage, Background, float, int]:
