@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.schemas import EvaluationResponse, ModelResponse
+from app.api.info_schemas import EvaluationResponse, ModelResponse
 from app.core.config import Settings
 from app.main import create_app
 from app.model_contract import EVALUATION_FILENAME, MODEL_FILENAME

@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.deps import ModelDep, SettingsDep
-from app.api.schemas import EvaluationResponse, ModelIdentity
+from app.api.info_schemas import EvaluationResponse, ModelIdentity
 
 router = APIRouter(tags=["model"])
 

@@ -14,7 +14,8 @@ from fastapi.responses import Response
 
 from app.api.deps import ServicesDep
 from app.api.errors import error_response
-from app.api.schemas import ErrorResponse, HealthResponse, ReadinessResponse
+from app.api.info_schemas import HealthResponse, ReadinessResponse
+from app.api.schemas import ErrorResponse
 
 router = APIRouter(tags=["health"])
 

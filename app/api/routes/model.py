@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter
 
 from app.api.deps import ModelDep
-from app.api.schemas import LayerDescription, ModelResponse
+from app.api.info_schemas import LayerDescription, ModelResponse
 from app.model_contract import INPUT_SHAPE, NUM_CLASSES
 
 router = APIRouter(tags=["model"])
