@@ -92,22 +92,19 @@ def group_pieces(ink: FloatImage, line_height: float, box_of: BoxOf) -> InkGroup
     if cuts:
         boundaries[1:-1] = trace(paths, cuts)
     boundaries[-1] = width
-    columns = np.arange(width)
     last = len(boundaries) - 1
     pieces: list[InkPiece] = []
     for start in range(last):
         for end in range(start + 1, last + 1):
             whole = start == 0 and end == last
-            if not whole:
+            offset = 0
+            if whole:
+                stretch = ink
+            else:
                 span = float(np.mean(boundaries[end] - boundaries[start])) / line_height
                 if not MIN_PIECE_WIDTH <= span <= MAX_PIECE_WIDTH:
                     continue
-                inside = (columns >= boundaries[start][:, np.newaxis]) & (
-                    columns < boundaries[end][:, np.newaxis]
-                )
-                stretch = _without_slivers(np.where(inside, ink, np.float32(0.0)))
-            else:
-                stretch = ink
+                stretch, offset = _between(ink, boundaries[start], boundaries[end])
             piece = _draw_piece(stretch)
             if piece is None:
                 continue
@@ -117,7 +114,7 @@ def group_pieces(ink: FloatImage, line_height: float, box_of: BoxOf) -> InkGroup
                     start=start,
                     end=end,
                     digit_image=piece[0],
-                    box=box_of(top, piece_left, bottom, piece_right),
+                    box=box_of(top, piece_left + offset, bottom, piece_right + offset),
                     width=(piece_right - piece_left) / line_height,
                     cut=not whole,
                 )
@@ -125,6 +122,17 @@ def group_pieces(ink: FloatImage, line_height: float, box_of: BoxOf) -> InkGroup
     if not any(piece.start == 0 for piece in pieces):
         return None
     return InkGroup(boundaries=len(boundaries), pieces=tuple(pieces))
+
+
+def _between(
+    ink: FloatImage, left: NDArray[np.intp], right: NDArray[np.intp]
+) -> tuple[FloatImage, int]:
+    """The ink between two cut paths (each the first column, row by row, on its right), slivers
+    of the neighbours left out, in the columns the two paths span, and the first of those."""
+    first, stop = int(left.min()), int(right.max())
+    columns = np.arange(first, stop)
+    inside = (columns >= left[:, np.newaxis]) & (columns < right[:, np.newaxis])
+    return _without_slivers(np.where(inside, ink[:, first:stop], np.float32(0.0))), first
 
 
 def _without_slivers(ink: FloatImage) -> FloatImage:
@@ -142,9 +150,8 @@ def _without_slivers(ink: FloatImage) -> FloatImage:
 
 
 def _draw_piece(ink: FloatImage) -> tuple[NDArray[np.uint8], tuple[int, int, int, int]] | None:
-    """One stretch of a group (the group's crop, ink outside the stretch cleared) drawn as a
-    digit, and its ink's box (top, left, bottom, right) in the crop; None when it holds no
-    ink."""
+    """One stretch of a group (ink outside the stretch cleared) drawn as a digit, and its ink's
+    box (top, left, bottom, right) in the stretch; None when it holds no ink."""
     try:
         top, left, bottom, right = crop_box(ink)
         digit_image = ink_to_mnist_digit(ink[top:bottom, left:right])
