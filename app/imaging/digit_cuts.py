@@ -1,8 +1,10 @@
 """Touching digits: where a group of ink may be cut apart, and each candidate digit drawn.
 
-A group of ink wider than a digit may hold several touching digits. The columns where little
-ink crosses (minima of the column profile) are candidate cuts; every stretch of the group
-between two candidate cuts that is as wide as a digit can be becomes a candidate piece, drawn
+A group of ink wider than a digit may hold several touching digits. A cut is a path from the
+top of the group to its bottom that bends round strokes and crosses as little ink as it can
+(:mod:`app.imaging.cut_paths`); the columns where the cheapest such paths cross the group's
+middle row (minima of their cost) are candidate cuts. Every stretch of the group between two
+candidate cuts that is as wide as a digit can be becomes a candidate piece, drawn
 as one 28 x 28 digit by the same function as a lone digit
 (:func:`~app.imaging.preprocess.ink_to_mnist_digit`). The classifier later chooses the chain of
 pieces it reads best (:mod:`app.number_reading`): the cut is chosen by its confidence, not by
@@ -18,10 +20,11 @@ from numpy.typing import NDArray
 
 from app.errors import NoDigitFoundError
 from app.imaging.components import describe_regions, find_runs, paint_regions
+from app.imaging.cut_paths import CutPaths, find_paths, trace
 from app.imaging.number_layout import Box, InkGroup, InkPiece
 from app.imaging.preprocess import FloatImage, _dilate, crop_box, ink_to_mnist_digit
 
-MIN_SPLIT_WIDTH = 0.7
+MIN_SPLIT_WIDTH = 0.45
 """Groups at least this wide (as a fraction of their line's digit height) get candidate cuts;
 narrower ones are read as one digit."""
 
@@ -46,27 +49,26 @@ BoxOf = Callable[[int, int, int, int], Box]
 """Maps a box (top, left, bottom, right) in the group's crop to the uploaded image's pixels."""
 
 
-def candidate_cuts(ink: FloatImage, line_height: float) -> list[int]:
-    """Columns of ``ink`` (one group, cropped to its box) where touching digits may meet:
-    local minima of the smoothed column profile at least :data:`MIN_PIECE_WIDTH` from the
-    edges and from each other, fewest ink first, in left-to-right order."""
-    width = ink.shape[1]
+def candidate_cuts(paths: CutPaths, line_height: float) -> list[int]:
+    """Columns of the middle row of one group (see :func:`~app.imaging.cut_paths.find_paths`)
+    where touching digits may meet: local minima of the cheapest paths' cost at least
+    :data:`MIN_PIECE_WIDTH` from the edges and from each other, cheapest first, in
+    left-to-right order."""
+    costs = paths.costs
+    width = costs.size
     if width < MIN_SPLIT_WIDTH * line_height:
         return []
-    profile = ink.sum(axis=0, dtype=np.float64)
-    padded = np.pad(profile, 1, mode="edge")
-    smoothed = (padded[:-2] + 2.0 * padded[1:-1] + padded[2:]) / 4.0
     spacing = max(1, round(MIN_PIECE_WIDTH * line_height))
     inner = np.arange(spacing, width - spacing + 1)
     if inner.size == 0:
         return []
-    left = smoothed[np.maximum(inner - 1, 0)]
-    right = smoothed[np.minimum(inner + 1, width - 1)]
-    values = smoothed[inner]
+    left = costs[np.maximum(inner - 1, 0)]
+    right = costs[np.minimum(inner + 1, width - 1)]
+    values = costs[np.minimum(inner, width - 1)]
     minima = inner[(values <= left) & (values <= right)]
     limit = min(MAX_CUTS, int(CUTS_PER_DIGIT * width / (TYPICAL_DIGIT_WIDTH * line_height)) + 1)
     chosen: list[int] = []
-    for column in minima[np.argsort(smoothed[minima], kind="stable")].tolist():
+    for column in minima[np.argsort(costs[np.minimum(minima, width - 1)], kind="stable")].tolist():
         if all(abs(column - other) >= spacing for other in chosen):
             chosen.append(int(column))
             if len(chosen) == limit:
@@ -79,36 +81,58 @@ def group_pieces(ink: FloatImage, line_height: float, box_of: BoxOf) -> InkGroup
     removed): the whole group and every stretch between two candidate cuts as wide as a
     digit, each drawn as a 28 x 28 digit with its box and width. None when nothing
     in it can be drawn."""
-    width = ink.shape[1]
-    boundaries = [0, *candidate_cuts(ink, line_height), width]
+    height, width = ink.shape
+    cuts: list[int] = []
+    if width >= MIN_SPLIT_WIDTH * line_height:
+        paths = find_paths(ink)
+        cuts = candidate_cuts(paths, line_height)
+    # Each boundary as the first column, row by row, on its right: the group's two edges and
+    # the cut paths between them.
+    boundaries = np.zeros((len(cuts) + 2, height), dtype=np.intp)
+    if cuts:
+        boundaries[1:-1] = trace(paths, cuts)
+    boundaries[-1] = width
     last = len(boundaries) - 1
     pieces: list[InkPiece] = []
     for start in range(last):
         for end in range(start + 1, last + 1):
-            left, right = boundaries[start], boundaries[end]
-            piece_width = (right - left) / line_height
             whole = start == 0 and end == last
-            if not whole and not MIN_PIECE_WIDTH <= piece_width <= MAX_PIECE_WIDTH:
-                continue
-            stretch = ink[:, left:right]
-            piece = _draw_piece(stretch if whole else _without_slivers(stretch), left)
+            offset = 0
+            if whole:
+                stretch = ink
+            else:
+                span = float(np.mean(boundaries[end] - boundaries[start])) / line_height
+                if not MIN_PIECE_WIDTH <= span <= MAX_PIECE_WIDTH:
+                    continue
+                stretch, offset = _between(ink, boundaries[start], boundaries[end])
+            piece = _draw_piece(stretch)
             if piece is None:
                 continue
             top, piece_left, bottom, piece_right = piece[1]
-            drawn_width = (piece_right - piece_left) / line_height
             pieces.append(
                 InkPiece(
                     start=start,
                     end=end,
                     digit_image=piece[0],
-                    box=box_of(top, piece_left, bottom, piece_right),
-                    width=drawn_width,
+                    box=box_of(top, piece_left + offset, bottom, piece_right + offset),
+                    width=(piece_right - piece_left) / line_height,
                     cut=not whole,
                 )
             )
     if not any(piece.start == 0 for piece in pieces):
         return None
     return InkGroup(boundaries=len(boundaries), pieces=tuple(pieces))
+
+
+def _between(
+    ink: FloatImage, left: NDArray[np.intp], right: NDArray[np.intp]
+) -> tuple[FloatImage, int]:
+    """The ink between two cut paths (each the first column, row by row, on its right), slivers
+    of the neighbours left out, in the columns the two paths span, and the first of those."""
+    first, stop = int(left.min()), int(right.max())
+    columns = np.arange(first, stop)
+    inside = (columns >= left[:, np.newaxis]) & (columns < right[:, np.newaxis])
+    return _without_slivers(np.where(inside, ink[:, first:stop], np.float32(0.0))), first
 
 
 def _without_slivers(ink: FloatImage) -> FloatImage:
@@ -125,14 +149,12 @@ def _without_slivers(ink: FloatImage) -> FloatImage:
     return np.where(kept, ink, np.float32(0.0))
 
 
-def _draw_piece(
-    ink: FloatImage, offset: int
-) -> tuple[NDArray[np.uint8], tuple[int, int, int, int]] | None:
-    """One stretch of a group drawn as a digit, and its ink's box (top, left, bottom, right)
-    in the group's crop; None when it holds no ink."""
+def _draw_piece(ink: FloatImage) -> tuple[NDArray[np.uint8], tuple[int, int, int, int]] | None:
+    """One stretch of a group (ink outside the stretch cleared) drawn as a digit, and its ink's
+    box (top, left, bottom, right) in the stretch; None when it holds no ink."""
     try:
         top, left, bottom, right = crop_box(ink)
         digit_image = ink_to_mnist_digit(ink[top:bottom, left:right])
     except NoDigitFoundError:
         return None
-    return digit_image, (top, left + offset, bottom, right + offset)
+    return digit_image, (top, left, bottom, right)

@@ -35,7 +35,7 @@ MERGE_ROUNDS = 6
 
 MIN_DIGIT_HEIGHT = 0.3
 MIN_DIGIT_MASS = 0.03
-"""A group at most :data:`MIN_DIGIT_HEIGHT` of the tallest substantial group's height, or
+"""A group at most :data:`MIN_DIGIT_HEIGHT` of the substantial groups' median height, or
 lighter than :data:`MIN_DIGIT_MASS` of the heaviest, is a speck, a dash or a line's fragment."""
 
 MIN_DIGIT_EXTENT_PIXELS = 4
@@ -44,6 +44,21 @@ MIN_DIGIT_EXTENT_PIXELS = 4
 LINE_OVERLAP = 0.5
 """A group belongs to a line when its vertical extent overlaps the line's by this fraction of
 the smaller of the two heights."""
+
+FILLED_FRACTION = 0.8
+"""A group whose strokes cover more than this fraction of its box, and whose box is not a thin
+bar (at least half as wide as tall), is a filled block (a button, a blot), not a digit: a
+digit's strokes leave most of its box empty, and only a 1 drawn as a bar fills it."""
+
+TALL_OUTLIER = 2.0
+"""A group in a line of at least three that is more than this many times as tall as the line's
+median group is a line (a frame's edge, a margin), not a digit."""
+
+SMALL_LINE = 0.6
+"""A line of writing whose median group height is less than this fraction of the tallest line's
+is other writing (printed labels, captions, a screenshot's menus), not the number: the number
+is the largest writing in the image, and the lines of one handwritten number differ in size by
+far less (the generated numbers' lines by at most a third)."""
 
 REFERENCE_MASS_FRACTION = 0.2
 """Groups at least this fraction of the heaviest's mass set the writing's height."""
@@ -142,12 +157,17 @@ def digit_sized(
         return np.zeros(0, dtype=np.intp)
     heights = boxes[:, 2] - boxes[:, 0]
     extents = np.maximum(heights, boxes[:, 3] - boxes[:, 1])
-    reference = _writing_height(boxes, masses)
+    heavy = masses >= REFERENCE_MASS_FRACTION * float(masses.max())
+    # The median, not the tallest: a frame's edge is heavy and far taller than the digits.
+    reference = float(np.median(heights[heavy]))
     smallest = max(MIN_DIGIT_EXTENT_PIXELS, 0.03 * longest_side)
+    widths = boxes[:, 3] - boxes[:, 1]
+    filled = (masses > FILLED_FRACTION * heights * widths) & (2 * widths >= heights)
     digit_sized = (
         (heights >= MIN_DIGIT_HEIGHT * reference)
         & (masses >= MIN_DIGIT_MASS * float(masses.max()))
         & (extents >= smallest)
+        & ~filled
     )
     return np.flatnonzero(digit_sized)
 
@@ -178,4 +198,24 @@ def into_lines(boxes: NDArray[np.intp]) -> list[NDArray[np.intp]]:
     return [
         np.array(sorted(lines[number], key=lambda index: int(boxes[index, 1])), dtype=np.intp)
         for number in order
+    ]
+
+
+def main_writing(boxes: NDArray[np.intp], lines: list[NDArray[np.intp]]) -> list[NDArray[np.intp]]:
+    """The lines of :func:`into_lines` (indices into ``boxes``) that hold the number: without
+    the groups of a line that are far taller than its others (:data:`TALL_OUTLIER`) and
+    without lines of much smaller writing than the largest (:data:`SMALL_LINE`)."""
+    kept: list[NDArray[np.intp]] = []
+    for line in lines:
+        heights = boxes[line, 2] - boxes[line, 0]
+        if line.size >= 3:
+            line = line[heights <= TALL_OUTLIER * float(np.median(heights))]
+        if line.size:
+            kept.append(line)
+    if not kept:
+        return kept
+    typical = [float(np.median(boxes[line, 2] - boxes[line, 0])) for line in kept]
+    tallest = max(typical)
+    return [
+        line for line, height in zip(kept, typical, strict=True) if height >= SMALL_LINE * tallest
     ]

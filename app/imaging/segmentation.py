@@ -13,9 +13,11 @@ stroke and its neighbours, every stroke is kept:
 3. Components are grouped into digits (:func:`~app.imaging.digit_groups.group_parts`):
    parts whose horizontal extents overlap and that lie one above the other (the flag of a 5,
    the bar of a 7, a 4 whose stem was drawn apart from its bar), specks left out.
-4. Groups far smaller than the writing are specks, dashes or fragments of lines; the rest are
-   sorted into lines by their vertical overlap (:func:`~app.imaging.digit_groups.into_lines`),
-   top to bottom, each left to right.
+4. Groups far smaller than the writing are specks, dashes or fragments of lines, and filled
+   blocks are not digits; the rest are sorted into lines by their vertical overlap
+   (:func:`~app.imaging.digit_groups.into_lines`), top to bottom, each left to right. A group
+   far taller than its line's others is a frame's edge, and lines of much smaller writing
+   than the largest are labels or menus (:func:`~app.imaging.digit_groups.main_writing`).
 5. Each group becomes candidate digits (:mod:`app.imaging.digit_cuts`): itself, and, when it is
    wide enough to hold touching digits, the stretches between candidate cuts.
 """
@@ -32,7 +34,13 @@ from PIL import Image
 from app.errors import NoDigitFoundError, TooManyDigitsError
 from app.imaging.components import RegionTable, describe_regions, find_runs, horizontal_runs
 from app.imaging.digit_cuts import group_pieces
-from app.imaging.digit_groups import boxes_of_groups, digit_sized, group_parts, into_lines
+from app.imaging.digit_groups import (
+    boxes_of_groups,
+    digit_sized,
+    group_parts,
+    into_lines,
+    main_writing,
+)
 from app.imaging.number_layout import Box, InkGroup, NumberLayout
 from app.imaging.preprocess import (
     EDGE_LINE_SPAN,
@@ -131,7 +139,7 @@ def segment_number(
     upload_width, upload_height = upload_size or image.size
     scale = (upload_width / working_width, upload_height / working_height)
     lines: list[tuple[InkGroup, ...]] = []
-    for line in into_lines(found.boxes[digits]):
+    for line in main_writing(found.boxes[digits], into_lines(found.boxes[digits])):
         line_boxes = found.boxes[digits[line]]
         line_height = float(np.median(line_boxes[:, 2] - line_boxes[:, 0]))
         line_groups = []

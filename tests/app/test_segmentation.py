@@ -243,3 +243,23 @@ def test_segment_tight_crop_keeps_a_one_by_the_edge_but_drops_a_paper_edge() -> 
     with_edge = image.copy()
     ImageDraw.Draw(with_edge).rectangle([0, 0, 6, with_edge.height], fill=0)
     assert group_count(segment_number(with_edge, max_digits=32)) == [3]
+
+
+def test_segment_leaves_out_a_frame_edge_a_filled_block_and_small_print() -> None:
+    image = draw_number([[ONE, ZERO, SEVEN, ZERO]], size=(600, 420))
+    draw = ImageDraw.Draw(image)
+    draw.line([(12, 10), (12, 400)], fill=20, width=4)  # the edge of a frame, far taller
+    draw.rectangle([380, 300, 470, 340], fill=30)  # a filled button
+    for index in range(4):  # a line of small print
+        left = 60 + index * 30
+        draw.line([(left, 260), (left + 12, 260), (left + 4, 280)], fill=20, width=3)
+
+    layout = segment_number(image, max_digits=32)
+
+    assert group_count(layout) == [4]
+
+
+def test_segment_keeps_two_lines_of_like_size() -> None:
+    image = draw_number([[ONE, ZERO, SEVEN], [SEVEN, ONE]])
+
+    assert group_count(segment_number(image, max_digits=32)) == [3, 2]
