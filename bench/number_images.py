@@ -15,7 +15,7 @@ The digits come from the MNIST test split (never trained on); see
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,6 +53,9 @@ class NumberImage:
     content_type: str
     style: str
     gaps: tuple[Gap, ...]
+    sources: tuple[int, ...] = ()
+    """Where its digits come from in the set they were drawn from (left to right, line by
+    line), when the caller records it."""
 
     @property
     def touching(self) -> bool:
@@ -259,16 +262,15 @@ def generated_numbers(
         chosen = generator.choice(len(images), size=length, replace=False)
         style = "canvas" if index % 2 == 0 else "photo"
         lines = 2 if length >= 4 and generator.random() < 0.25 else 1
-        numbers.append(
-            compose_number(
-                [images[position] for position in chosen],
-                [int(labels[position]) for position in chosen],
-                generator,
-                style=style,
-                lines=lines,
-                digit_height=int(generator.integers(40, 120)),
-            )
+        number = compose_number(
+            [images[position] for position in chosen],
+            [int(labels[position]) for position in chosen],
+            generator,
+            style=style,
+            lines=lines,
+            digit_height=int(generator.integers(40, 120)),
         )
+        numbers.append(replace(number, sources=tuple(int(position) for position in chosen)))
     return numbers
 
 
@@ -280,14 +282,13 @@ def touching_pairs(
     pairs = []
     for index in range(count):
         chosen = generator.choice(len(images), size=2, replace=False)
-        pairs.append(
-            compose_number(
-                [images[position] for position in chosen],
-                [int(labels[position]) for position in chosen],
-                generator,
-                style="canvas" if index % 2 == 0 else "photo",
-                gaps=["touching"],
-                digit_height=int(generator.integers(40, 120)),
-            )
+        pair = compose_number(
+            [images[position] for position in chosen],
+            [int(labels[position]) for position in chosen],
+            generator,
+            style="canvas" if index % 2 == 0 else "photo",
+            gaps=["touching"],
+            digit_height=int(generator.integers(40, 120)),
         )
+        pairs.append(replace(pair, sources=tuple(int(position) for position in chosen)))
     return pairs

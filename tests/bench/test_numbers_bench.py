@@ -9,8 +9,8 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from bench.number_images import compose_number, generated_numbers, touching_pairs
-from bench.numbers import edit_distance, render_markdown, score
+from bench.number_images import NumberImage, compose_number, generated_numbers, touching_pairs
+from bench.numbers import alone_scores, edit_distance, render_markdown, score
 
 Sample = tuple[NDArray[np.uint8], NDArray[np.int64]]
 
@@ -89,7 +89,14 @@ def test_score_counts_exact_readings_and_digit_errors() -> None:
 
 
 def test_render_markdown_shows_each_figure() -> None:
-    entry = {"count": 10, "exact": 9, "exact_rate": 0.9, "digits": 40, "digit_accuracy": 0.975}
+    entry = {
+        "count": 10,
+        "exact": 9,
+        "exact_rate": 0.9,
+        "digits": 40,
+        "digit_accuracy": 0.975,
+        "read_alone": {"exact_rate": 0.95, "digit_accuracy": 0.99},
+    }
     results: dict[str, object] = {
         "source": "MNIST test split",
         "model_sha256": "abc",
@@ -119,8 +126,20 @@ def test_render_markdown_shows_each_figure() -> None:
 
     page = render_markdown(results, "python -m bench.numbers")
 
-    assert "| All generated numbers | 10 | 90.0 % (9) | 97.5 % |" in page
+    assert "| All generated numbers | 10 | 90.0 % (9) | 97.5 % | 95.0 % | 99.0 % |" in page
     assert "| `a.png` | 12 | 12 (exact) |" in page
     assert "p50 21.5 ms" in page
     assert "p50 12.5 ms" in page
     assert "load average was 0.4 on 2 CPUs" in page
+
+
+def test_alone_scores_bound_a_reading_by_its_digits_read_alone() -> None:
+    right_alone = np.array([True, True, False, True])
+    numbers = [
+        NumberImage("12", b"", "image/png", "canvas", ("normal",), sources=(0, 1)),
+        NumberImage("34", b"", "image/png", "canvas", ("normal",), sources=(2, 3)),
+    ]
+
+    alone = alone_scores(numbers, right_alone)
+
+    assert alone == {"exact_rate": 0.5, "digit_accuracy": 0.75}
