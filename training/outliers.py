@@ -13,10 +13,8 @@ preprocessing (:func:`app.imaging.preprocess.to_mnist_digit`), exactly as an upl
 * ``scribble``: a smooth random pen path with loops;
 * ``crossing``: two to four strokes crossing near their middles (+, x, #, asterisks);
 * ``blob``: filled shapes and textures, as in a photo of something else;
-* ``several``: two to five training digits side by side, their strokes touching or close, so
-  that the preprocessing keeps them together (a number is not one digit; and a reader of
-  numbers that weighs cutting a group against reading it whole needs the network to doubt a
-  touching pair read as one digit).
+* ``several``: two to five training digits side by side, close or touching, so that the
+  preprocessing keeps them together (a number is not one digit).
 
 Rendering costs a few milliseconds an image, so the set is made in worker processes and cached
 (:mod:`training.cache`).
@@ -250,51 +248,30 @@ def _blob(rng: np.random.Generator) -> Image.Image:
 
 
 def _several(rng: np.random.Generator, digits: NDArray[np.uint8]) -> Image.Image:
-    """Two to five digits side by side (two in half the images), each next to the one before it
-    either with its strokes touching theirs (half the time) or a little apart or overlapping,
-    close enough that the preprocessing keeps them together."""
-    count = 2 if rng.random() < 0.5 else int(rng.integers(3, min(5, len(digits)) + 1))
-    count = min(count, len(digits))
+    """Two to five digits side by side, touching or close enough to stay together."""
+    count = int(rng.integers(2, min(5, len(digits)) + 1))
     height = int(rng.integers(40, 120))
     pieces: list[NDArray[np.uint8]] = []
     for digit in digits[:count]:
         rows = np.flatnonzero(digit.any(axis=1))
         columns = np.flatnonzero(digit.any(axis=0))
-        crop = digit[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+        crop = 255 - digit[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
         scale = height * rng.uniform(0.85, 1.15) / crop.shape[0]
         size = (max(2, round(crop.shape[1] * scale)), max(2, round(crop.shape[0] * scale)))
         pieces.append(np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR)))
+    gap = float(rng.uniform(-0.15, 0.3))
+    widths = [piece.shape[1] for piece in pieces]
+    step = [round(width * (1 + gap)) for width in widths]
+    total_width = sum(step[:-1]) + widths[-1] + 16
     total_height = max(piece.shape[0] for piece in pieces) + 16
-    canvas = np.zeros((total_height, sum(piece.shape[1] for piece in pieces) * 2 + 16), np.uint8)
+    canvas = np.full((total_height, total_width), 255, dtype=np.uint8)
     x = 8
-    for index, piece in enumerate(pieces):
+    for piece, advance in zip(pieces, step, strict=True):
         y = int(rng.integers(8, total_height - piece.shape[0] - 8 + 1))
-        if index > 0:
-            if rng.random() < 0.5:
-                x = _touching_left(canvas, piece, y, x)
-            else:
-                x += round(piece.shape[1] * float(rng.uniform(-0.15, 0.3)))
         region = canvas[y : y + piece.shape[0], x : x + piece.shape[1]]
-        np.maximum(region, piece, out=region)
-        x += piece.shape[1]
-    columns = np.flatnonzero(canvas.any(axis=0))
-    return Image.fromarray(255 - canvas[:, : columns[-1] + 9])
-
-
-STROKE_LEVEL: Final = 128
-"""Pixels of a training digit at or above this are its strokes (for making digits touch)."""
-
-
-def _touching_left(canvas: NDArray[np.uint8], piece: NDArray[np.uint8], top: int, x: int) -> int:
-    """The left edge at which ``piece``, put at row ``top``, has its strokes meet those already
-    on ``canvas`` when moved leftwards from ``x`` (the right edge of what is there)."""
-    height, width = piece.shape
-    strokes = piece >= STROKE_LEVEL
-    band = canvas[top : top + height] >= STROKE_LEVEL
-    for left in range(x, max(0, x - width) - 1, -1):
-        if (band[:, left : left + width] & strokes).any():
-            return left
-    return x
+        np.minimum(region, piece, out=region)
+        x += max(1, advance)
+    return Image.fromarray(canvas)
 
 
 def render_outlier(rng: np.random.Generator, digits: NDArray[np.uint8]) -> Image.Image:
