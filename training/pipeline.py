@@ -141,6 +141,7 @@ def run_training(options: RunOptions, *, log: Callable[[str], None] = print) -> 
         teacher_validation_accuracy=result.teacher_validation_accuracy,
         realworld=realworld,
         outlier_size=result.outlier_size,
+        typed_size=result.typed_size,
         operating_point=operating_point,
     )
     write_metrics(options.output_dir / EVALUATION_FILENAME, metrics)

@@ -101,6 +101,7 @@ def build_metrics(
     realworld: Mapping[str, Any] | None = None,
     outlier_size: int = 0,
     operating_point: Mapping[str, Any] | None = None,
+    typed_size: int = 0,
 ) -> dict[str, Any]:
     """Assemble metrics.json (version :data:`~app.evaluation_file.SCHEMA_VERSION`) from a run.
 
@@ -145,6 +146,7 @@ def build_metrics(
             "realistic_digits": realistic_size,
             "teacher_validation_accuracy": teacher_validation_accuracy,
             "outlier_images": outlier_size,
+            "typed_digits": typed_size,
         },
         "versions": dict(versions),
     }
@@ -224,6 +226,16 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: Path) -> 
 def _percent(value: float) -> str:
     """Format a fraction as a percentage with two decimals."""
     return f"{100 * value:.2f} %"
+
+
+def _added_digits_note(training: Mapping[str, Any]) -> str:
+    """The training digits' count's note, such as " (of them N rendered and M typed, see below)"."""
+    parts = [
+        f"{count:,} {name}"
+        for key, name in (("realistic_digits", "rendered"), ("typed_digits", "typed"))
+        if (count := int(training.get(key, 0) or 0))
+    ]
+    return f" (of them {' and '.join(parts)}, see below)" if parts else ""
 
 
 def _calibration_lines(metrics: Mapping[str, Any]) -> list[str]:
@@ -318,11 +330,7 @@ def render_model_card(metrics: Mapping[str, Any]) -> str:
         "",
         f"Source: {SOURCE_DESCRIPTIONS[data['source']]}.",
         f"Training digits: {data['train_size']:,}"
-        + (
-            f" (of them {int(training.get('realistic_digits', 0) or 0):,} rendered, see below)"
-            if training.get("realistic_digits")
-            else ""
-        )
+        + _added_digits_note(training)
         + "; validation digits (held out by a seeded "
         f"shuffle, never trained on): {data['validation_size']:,}; test digits: "
         f"{data['test_size']:,}.",
@@ -363,6 +371,13 @@ def render_model_card(metrics: Mapping[str, Any]) -> str:
             "were drawn as phone photos, scans and canvas exports (`training/renderings.py`) "
             "and passed through the service's own preprocessing (`to_mnist_digit`), so the "
             "model learns what uploads look like once preprocessed."
+        )
+    typed_digits = int(training.get("typed_digits", 0) or 0)
+    if typed_digits:
+        lines.append(
+            f"{typed_digits:,} further training digits were typed in fonts and drawn the way "
+            "the not-a-digit glyphs are (`training/typed_digits.py`), so that an even, "
+            'font-like stroke is not itself taken for a sign of "not a digit".'
         )
     teacher_accuracy = training.get("teacher_validation_accuracy")
     if teacher_accuracy is not None:

@@ -5,7 +5,8 @@ convolutional teacher trained first by the same run.
 The steps of :func:`train_model`:
 
 1. hold out a validation split (never trained on, by the teacher either);
-2. add :mod:`training.realistic` renderings of training digits (cached);
+2. add :mod:`training.realistic` renderings of training digits and
+   :mod:`training.typed_digits` (cached);
 3. train the teacher (:func:`training.model.build_teacher_model`) on augmented digits;
 4. draw a few augmented views of the training digits, label each with a blend of its true
    label and the teacher's softened prediction, and train the dense student on them, a
@@ -33,6 +34,7 @@ from training.operating_point import OperatingPoint, measure_operating_point
 from training.outliers import render_outliers
 from training.profiles import TrainingProfile
 from training.realistic import render_realistic_digits
+from training.typed_digits import render_typed_digits
 
 
 class AugmentedBatches(keras.utils.PyDataset):  # type: ignore[misc]
@@ -185,6 +187,8 @@ class TrainingResult:
     """The teacher's accuracy on the validation split (None without a teacher)."""
     outlier_size: int = 0
     """Not-a-digit images trained toward the uniform distribution (outlier exposure)."""
+    typed_size: int = 0
+    """Digits typed in fonts (:mod:`training.typed_digits`) added to the training digits."""
     operating_point: OperatingPoint | None = None
     """The fitted temperature and the not-a-digit threshold, measured on held-out data (None
     only for results made without :func:`train_model`)."""
@@ -248,9 +252,10 @@ def train_model(train_digits: DigitSet, profile: TrainingProfile, seed: int) -> 
 
     A seeded shuffle holds out a validation split that is monitored after every epoch (it is
     never trained on). Realistic renderings of the other training digits join them
-    (``profile.realistic_count``); with ``profile.teacher_epochs`` a convolutional teacher is
-    trained first and the dense network learns from its soft predictions. Adam's learning rate
-    follows a cosine from ``profile.learning_rate`` down to ``profile.final_learning_rate``.
+    (``profile.realistic_count``), and digits typed in fonts (``profile.typed_count``); with
+    ``profile.teacher_epochs`` a convolutional teacher is trained first and the dense network
+    learns from its soft predictions. Adam's learning rate follows a cosine from
+    ``profile.learning_rate`` down to ``profile.final_learning_rate``.
     """
     make_reproducible(seed)
     started = time.perf_counter()
@@ -267,6 +272,13 @@ def train_model(train_digits: DigitSet, profile: TrainingProfile, seed: int) -> 
     validation_labels = validation_digits.labels.astype(np.int32)
 
     outliers = render_outliers(fit_digits, profile.outlier_count, seed)
+    # Typed digits join after the outliers are drawn: numbers are made of handwritten digits.
+    typed = render_typed_digits(profile.typed_count, seed)
+    if len(typed):
+        fit_digits = DigitSet(
+            images=np.concatenate([fit_digits.images, typed.images]),
+            labels=np.concatenate([fit_digits.labels, typed.labels]),
+        )
     teacher_accuracy: float | None = None
     teacher: Any | None = None
     batches: AugmentedBatches | DistilledBatches
@@ -328,5 +340,6 @@ def train_model(train_digits: DigitSet, profile: TrainingProfile, seed: int) -> 
         realistic_size=len(realistic),
         teacher_validation_accuracy=teacher_accuracy,
         outlier_size=len(outliers),
+        typed_size=len(typed),
         operating_point=operating_point,
     )
