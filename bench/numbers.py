@@ -286,19 +286,20 @@ def _scores_json(scores: Scores, alone: dict[str, float]) -> dict[str, object]:
 LIMITS_TEXT = """## Known limits
 
 - Touching digits are the weak point. Whether a wide group is one digit or several is decided
-  by the classifier's confidence in its pieces, and the dense network reads many pairs of
+  by the classifier's confidence in its pieces, and the dense network reads some pairs of
   touching digits as one digit as confidently as it reads the two apart (a touching "18" as an
   8, "41" as a 4). Extra priors on the pieces' width or aspect, a cost per piece or per stroke a
   cut crosses, and the line's typical digit width were all tried on generated numbers of MNIST
   training digits and lost more than they won; only a cost for cutting a group narrower than
   its line's height is kept. The priors (`app/number_reading.py`) and the cut paths' step cost
   were chosen on MNIST training digits, never on the test digits measured here.
-- The network does doubt a touching pair read whole: on 200 generated touching pairs sent to
-  `POST /predict` as one image, its median confidence is 0.15 and 10 % reach the not-a-digit
-  threshold. A model trained with twice as many touching pairs among its non-digits (half the
-  `several` outliers pairs, their strokes touching half the time) read 83.0 % of the pairs
-  and 77.3 % of the numbers exactly, against 81.0 % and 78.8 %: within noise, and not kept.
-  Most misses are cuts: no candidate chain spells the true digits.
+- Most touching pairs read whole are doubted, though: on 200 generated touching pairs sent to
+  `POST /predict` as one image, the model's median confidence is 0.21 and 13.5 % reach its
+  not-a-digit threshold (the previous model: 0.15 and 10.5 %). A model trained with twice as
+  many touching pairs among its non-digits (half the `several` outliers pairs, their strokes
+  touching half the time) read 83.0 % of the pairs and 77.3 % of the numbers exactly, against
+  81.0 % and 78.8 % for the previous model: within noise, and not kept. Most misses are cuts:
+  no candidate chain spells the true digits.
 - A cut is one path from top to bottom: digits that interlock (a 7's bar over the next digit,
   a 4 tucked under a 6, two 0s linked) cannot be separated by it, and slivers of the neighbour
   left in a piece are dropped only when they are separate.
