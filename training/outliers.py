@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,6 +38,9 @@ from training.cache import (
     source_digest,
 )
 from training.datasets import DigitSet
+
+if TYPE_CHECKING:
+    from app.imaging.structure import DecodeLimits
 
 KINDS: Final = ("glyph", "word", "scribble", "crossing", "blob", "several")
 KIND_WEIGHTS: Final = (0.36, 0.1, 0.14, 0.1, 0.1, 0.2)
@@ -67,7 +70,7 @@ REDRAWN_CANVAS_SIDES: Final = (64, 256)
 these sides."""
 
 
-_CODE_MODULES: Final = (
+CODE_MODULES: Final = (
     "training/outliers.py",
     "training/renderings.py",
     "app/imaging/decode.py",
@@ -76,7 +79,8 @@ _CODE_MODULES: Final = (
     "app/imaging/components.py",
     "app/imaging/working_size.py",
 )
-"""Source files whose change invalidates the cache."""
+"""Source files whose change invalidates the cache (of the outliers, and of what else is drawn
+through :func:`as_sent`)."""
 
 
 @lru_cache(maxsize=1)
@@ -93,19 +97,19 @@ def font_files() -> tuple[str, ...]:
 def drawable_glyphs(font_file: str | None) -> str:
     """The glyphs of :data:`GLYPHS` that ``font_file`` (None: Pillow's own font) really draws:
     a glyph the font lacks comes out as its "missing" box, which looks like a 0."""
-    font = _load_font(font_file, 48)
-    missing = _glyph_pixels(font, "\U0010fffd")
-    return "".join(glyph for glyph in GLYPHS if _glyph_pixels(font, glyph) != missing)
+    font = load_font(font_file, 48)
+    missing = glyph_pixels(font, "\U0010fffd")
+    return "".join(glyph for glyph in GLYPHS if glyph_pixels(font, glyph) != missing)
 
 
-def _glyph_pixels(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, glyph: str) -> bytes:
+def glyph_pixels(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, glyph: str) -> bytes:
     """How ``font`` draws ``glyph``, as the bytes of a small greyscale image."""
     canvas = Image.new("L", (96, 96), 0)
     ImageDraw.Draw(canvas).text((8, 8), glyph, fill=255, font=font)
     return canvas.tobytes()
 
 
-def _load_font(font_file: str | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def load_font(font_file: str | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """``font_file`` at ``size`` pixels, or Pillow's own font for None."""
     if font_file is None:
         return ImageFont.load_default(size=size)
@@ -122,7 +126,7 @@ def _font_and_glyphs(rng: np.random.Generator) -> tuple[str | None, str]:
             return font_file, glyphs
 
 
-def _canvas(rng: np.random.Generator) -> Image.Image:
+def blank_canvas(rng: np.random.Generator) -> Image.Image:
     """A blank white canvas of a random size."""
     width = int(rng.integers(*CANVAS_SIDES))
     height = int(np.clip(width * rng.uniform(0.7, 1.4), CANVAS_SIDES[0], CANVAS_SIDES[1]))
@@ -141,10 +145,21 @@ def _draw_text(rng: np.random.Generator, length: int) -> Image.Image:
     if length > 1:
         glyphs = "".join(glyph for glyph in glyphs if glyph in LATIN_LETTERS + GREEK_LETTERS)
     text = "".join(rng.choice(list(glyphs), length))
-    canvas = _canvas(rng)
+    canvas = blank_canvas(rng)
     side = min(canvas.size)
     size = max(12, int(side * rng.uniform(0.35, 0.75) / max(1.0, 0.6 * len(text))))
-    font = _load_font(font_file, size)
+    return type_on(rng, canvas, text, load_font(font_file, size), size)
+
+
+def type_on(
+    rng: np.random.Generator,
+    canvas: Image.Image,
+    text: str,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    size: int,
+) -> Image.Image:
+    """``text`` typed in black on the white ``canvas`` in ``font`` (of ``size`` pixels) at a
+    random place, with a random stroke weight, then slanted and rotated a little."""
     draw = ImageDraw.Draw(canvas)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     x = (canvas.width - (right - left)) * rng.uniform(0.2, 0.8) - left
@@ -192,7 +207,7 @@ def _smooth_path(rng: np.random.Generator, points: int, size: tuple[int, int]) -
 
 def _scribble(rng: np.random.Generator) -> Image.Image:
     """A smooth random pen path through five to twelve points."""
-    canvas = _canvas(rng)
+    canvas = blank_canvas(rng)
     ImageDraw.Draw(canvas).line(
         _smooth_path(rng, int(rng.integers(5, 13)), canvas.size),
         fill=0,
@@ -204,7 +219,7 @@ def _scribble(rng: np.random.Generator) -> Image.Image:
 
 def _crossing(rng: np.random.Generator) -> Image.Image:
     """Two to four straight strokes crossing near the middle at well-separated angles."""
-    canvas = _canvas(rng)
+    canvas = blank_canvas(rng)
     draw = ImageDraw.Draw(canvas)
     centre = np.array(canvas.size, dtype=np.float64) * rng.uniform(0.4, 0.6, 2)
     length = min(canvas.size) * rng.uniform(0.25, 0.45)
@@ -222,7 +237,7 @@ def _crossing(rng: np.random.Generator) -> Image.Image:
 
 def _blob(rng: np.random.Generator) -> Image.Image:
     """Filled shapes or a smooth texture, as in a photo of something other than a digit."""
-    canvas = _canvas(rng)
+    canvas = blank_canvas(rng)
     if rng.random() < 0.5:
         draw = ImageDraw.Draw(canvas)
         for _ in range(int(rng.integers(1, 4))):
@@ -308,7 +323,7 @@ def render_outliers(digits: DigitSet, count: int, seed: int) -> NDArray[np.uint8
     key = source_digest(
         f"outliers:{count}:{seed}:{KINDS}:{KIND_WEIGHTS}:{GLYPHS}:{font_files()}",
         [digits.images],
-        _CODE_MODULES,
+        CODE_MODULES,
     )
 
     def build() -> dict[str, NDArray[np.generic]]:
@@ -335,18 +350,10 @@ def _digits_for(seed: int, index: int, available: int) -> NDArray[np.intp]:
 
 
 def _render_chunk(task: tuple[list[NDArray[np.uint8]], list[int], int]) -> NDArray[np.uint8]:
-    """Render and preprocess the outliers numbered ``indices`` (in a worker process).
-
-    Half of them are drawn again the way :mod:`training.renderings` draws digits (redrawn with
-    a pen, photographed, exported from a transparent canvas, scanned) from their preprocessed
-    form, and preprocessed once more: a letter people send is as often a phone photo of a
-    thin pen line as a clean drawing.
-    """
+    """Render and preprocess the outliers numbered ``indices`` (in a worker process), half of
+    them drawn again (:func:`as_sent`)."""
     from app.errors import InputError
-    from app.imaging.pipeline import prepare_upload
-    from app.imaging.preprocess import to_mnist_digit
     from app.imaging.structure import DecodeLimits
-    from training.renderings import encode, render
 
     digits, indices, seed = task
     limits = DecodeLimits(max_pixels=40_000_000)
@@ -355,14 +362,29 @@ def _render_chunk(task: tuple[list[NDArray[np.uint8]], list[int], int]) -> NDArr
         # Each outlier depends on the seed and its own number only.
         rng = np.random.default_rng([seed, 7919, index])
         try:
-            outlier = to_mnist_digit(render_outlier(rng, chosen))
-            if rng.random() < REDRAWN_FRACTION:
-                drawn, suffix, _ = render(outlier, rng, REDRAWN_CANVAS_SIDES)
-                if suffix == "jpg":
-                    outlier = prepare_upload(encode(drawn, suffix, rng)[0], limits)
-                else:
-                    outlier = to_mnist_digit(drawn)
-            prepared.append(outlier)
+            prepared.append(as_sent(render_outlier(rng, chosen), rng, limits))
         except InputError:
             continue
     return np.stack(prepared) if prepared else np.zeros((0, 28, 28), dtype=np.uint8)
+
+
+def as_sent(
+    image: Image.Image, rng: np.random.Generator, limits: DecodeLimits
+) -> NDArray[np.uint8]:
+    """``image`` as the model sees it when people send it: through the service's preprocessing,
+    and with chance :data:`REDRAWN_FRACTION` drawn again the way :mod:`training.renderings` draws
+    digits (redrawn with a pen, photographed, exported from a transparent canvas, scanned) from
+    that 28 x 28 form and preprocessed once more: a letter people send is as often a phone photo
+    of a thin pen line as a clean drawing. Raises :class:`~app.errors.InputError` when the
+    preprocessing finds no ink."""
+    from app.imaging.pipeline import prepare_upload
+    from app.imaging.preprocess import to_mnist_digit
+    from training.renderings import encode, render
+
+    digit = to_mnist_digit(image)
+    if rng.random() < REDRAWN_FRACTION:
+        drawn, suffix, _ = render(digit, rng, REDRAWN_CANVAS_SIDES)
+        if suffix == "jpg":
+            return prepare_upload(encode(drawn, suffix, rng)[0], limits)
+        return to_mnist_digit(drawn)
+    return digit

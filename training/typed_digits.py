@@ -24,7 +24,7 @@ from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageFilter
 
 from training.cache import (
     CHUNKS_PER_WORKER,
@@ -34,34 +34,20 @@ from training.cache import (
     source_digest,
 )
 from training.datasets import DigitSet
-from training.outliers import CANVAS_SIDES, REDRAWN_CANVAS_SIDES, REDRAWN_FRACTION, font_files
+from training.outliers import (
+    CODE_MODULES,
+    as_sent,
+    blank_canvas,
+    font_files,
+    glyph_pixels,
+    load_font,
+    type_on,
+)
 
 DIGITS: Final = "0123456789"
 
-_CODE_MODULES: Final = (
-    "training/typed_digits.py",
-    "training/renderings.py",
-    "app/imaging/decode.py",
-    "app/imaging/pipeline.py",
-    "app/imaging/preprocess.py",
-    "app/imaging/components.py",
-    "app/imaging/working_size.py",
-)
+_CODE_MODULES: Final = ("training/typed_digits.py", *CODE_MODULES)
 """Source files whose change invalidates the cache."""
-
-
-def _font(font_file: str | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """``font_file`` at ``size`` pixels, or Pillow's own font for None."""
-    if font_file is None:
-        return ImageFont.load_default(size=size)
-    return ImageFont.truetype(font_file, size)
-
-
-def _drawing(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, text: str) -> bytes:
-    """How ``font`` draws ``text``, as the bytes of a small greyscale image."""
-    canvas = Image.new("L", (96, 96), 0)
-    ImageDraw.Draw(canvas).text((8, 8), text, fill=255, font=font)
-    return canvas.tobytes()
 
 
 @cache
@@ -70,9 +56,9 @@ def digit_fonts() -> tuple[str | None, ...]:
     box and unlike the others."""
     usable: list[str | None] = []
     for font_file in [*font_files(), None]:
-        font = _font(font_file, 48)
-        drawings = {_drawing(font, digit) for digit in DIGITS}
-        if len(drawings) == len(DIGITS) and _drawing(font, "\U0010fffd") not in drawings:
+        font = load_font(font_file, 48)
+        drawings = {glyph_pixels(font, digit) for digit in DIGITS}
+        if len(drawings) == len(DIGITS) and glyph_pixels(font, "\U0010fffd") not in drawings:
             usable.append(font_file)
     return tuple(usable)
 
@@ -82,27 +68,9 @@ def type_digit(rng: np.random.Generator, digit: int) -> Image.Image:
     font, size and weight, slanted and rotated a little, maybe blurred or inverted."""
     fonts = digit_fonts()
     font_file = fonts[int(rng.integers(len(fonts)))]
-    width = int(rng.integers(*CANVAS_SIDES))
-    height = int(np.clip(width * rng.uniform(0.7, 1.4), CANVAS_SIDES[0], CANVAS_SIDES[1]))
-    canvas = Image.new("L", (width, height), 255)
-    size = max(12, int(min(width, height) * rng.uniform(0.35, 0.75)))
-    font = _font(font_file, size)
-    draw = ImageDraw.Draw(canvas)
-    text = DIGITS[digit]
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    x = (width - (right - left)) * rng.uniform(0.2, 0.8) - left
-    y = (height - (bottom - top)) * rng.uniform(0.2, 0.8) - top
-    weight = int(rng.integers(0, max(1, size // 12) + 1))
-    draw.text((x, y), text, fill=0, font=font, stroke_width=weight, stroke_fill=0)
-    shear = float(rng.uniform(-0.3, 0.3))
-    canvas = canvas.transform(
-        canvas.size,
-        Image.Transform.AFFINE,
-        (1.0, shear, -shear * height / 2, 0.0, 1.0, 0.0),
-        resample=Image.Resampling.BILINEAR,
-        fillcolor=255,
-    )
-    canvas = canvas.rotate(float(rng.uniform(-15, 15)), Image.Resampling.BILINEAR, fillcolor=255)
+    canvas = blank_canvas(rng)
+    size = max(12, int(min(canvas.size) * rng.uniform(0.35, 0.75)))
+    canvas = type_on(rng, canvas, DIGITS[digit], load_font(font_file, size), size)
     if rng.random() < 0.5:
         canvas = canvas.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.5))))
     if rng.random() < 0.3:
@@ -138,10 +106,7 @@ def _render_chunk(task: tuple[list[int], int]) -> tuple[NDArray[np.uint8], NDArr
     """Type, preprocess and maybe redraw the digits numbered ``indices`` (in a worker process);
     the images and their labels."""
     from app.errors import InputError
-    from app.imaging.pipeline import prepare_upload
-    from app.imaging.preprocess import to_mnist_digit
     from app.imaging.structure import DecodeLimits
-    from training.renderings import encode, render
 
     indices, seed = task
     limits = DecodeLimits(max_pixels=40_000_000)
@@ -152,13 +117,7 @@ def _render_chunk(task: tuple[list[int], int]) -> tuple[NDArray[np.uint8], NDArr
         rng = np.random.default_rng([seed, 7927, index])
         digit = index % len(DIGITS)
         try:
-            image = to_mnist_digit(type_digit(rng, digit))
-            if rng.random() < REDRAWN_FRACTION:
-                drawn, suffix, _ = render(image, rng, REDRAWN_CANVAS_SIDES)
-                if suffix == "jpg":
-                    image = prepare_upload(encode(drawn, suffix, rng)[0], limits)
-                else:
-                    image = to_mnist_digit(drawn)
+            image = as_sent(type_digit(rng, digit), rng, limits)
         except InputError:
             continue
         images.append(image)
