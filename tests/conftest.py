@@ -8,7 +8,9 @@ import logging
 import re
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -85,10 +87,19 @@ def serving_settings(committed_model_dir: Path) -> Settings:
     return Settings(MODEL_DIR=committed_model_dir, _env_file=None)  # type: ignore[call-arg]
 
 
+@contextmanager
+def client_with(settings: Settings, changes: dict[str, Any] | None = None) -> Iterator[TestClient]:
+    """A client of the app built on ``settings`` with ``changes`` applied, its lifespan run
+    while the block lasts."""
+    changed = settings.model_copy(update=changes) if changes else settings
+    with TestClient(create_app(changed)) as test_client:
+        yield test_client
+
+
 @pytest.fixture(scope="module")
 def client(serving_settings: Settings) -> Iterator[TestClient]:
     """A client of the app built on the committed model, with its lifespan run."""
-    with TestClient(create_app(serving_settings)) as test_client:
+    with client_with(serving_settings) as test_client:
         yield test_client
 
 

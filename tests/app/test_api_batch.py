@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from app.api.schemas import BatchPredictionResponse
 from app.core.config import Settings
-from app.main import create_app
+from tests.conftest import client_with
 
 EncodeImage = Callable[..., bytes]
 Sample = tuple[NDArray[np.uint8], NDArray[np.int64]]
@@ -115,8 +115,7 @@ def test_predict_batch_matches_single_predictions(
 @pytest.fixture(scope="module")
 def batch_of_three_client(serving_settings: Settings) -> Iterator[TestClient]:
     """The app with MAX_BATCH_FILES = 3."""
-    settings = serving_settings.model_copy(update={"MAX_BATCH_FILES": 3})
-    with TestClient(create_app(settings)) as test_client:
+    with client_with(serving_settings, {"MAX_BATCH_FILES": 3}) as test_client:
         yield test_client
 
 

@@ -21,6 +21,7 @@ from app.core.config import Settings
 from app.imaging.decode import is_cheap_upload
 from app.main import create_app
 from app.startup import decode_limits
+from tests.conftest import client_with
 
 EncodeImage = Callable[..., bytes]
 Sample = tuple[NDArray[np.uint8], NDArray[np.int64]]
@@ -66,8 +67,7 @@ def png_declaring(width: int, height: int) -> bytes:
 @pytest.fixture(scope="module")
 def small_limit_client(serving_settings: Settings) -> Iterator[TestClient]:
     """The app with MAX_UPLOAD_BYTES = 64 KiB."""
-    settings = serving_settings.model_copy(update={"MAX_UPLOAD_BYTES": SMALL_LIMIT})
-    with TestClient(create_app(settings)) as test_client:
+    with client_with(serving_settings, {"MAX_UPLOAD_BYTES": SMALL_LIMIT}) as test_client:
         yield test_client
 
 

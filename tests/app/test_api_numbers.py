@@ -17,6 +17,7 @@ from app.api.schemas import NumberResponse
 from app.core.config import Settings
 from app.main import create_app
 from bench.number_images import NumberImage, compose_number
+from tests.conftest import client_with
 
 Sample = tuple[NDArray[np.uint8], NDArray[np.int64]]
 
@@ -146,8 +147,7 @@ def test_predict_number_bad_upload_is_json_4xx(
 @pytest.fixture(scope="module")
 def few_digits_client(serving_settings: Settings) -> Iterator[TestClient]:
     """The app with MAX_DIGITS_PER_IMAGE=3."""
-    settings = serving_settings.model_copy(update={"MAX_DIGITS_PER_IMAGE": 3})
-    with TestClient(create_app(settings)) as test_client:
+    with client_with(serving_settings, {"MAX_DIGITS_PER_IMAGE": 3}) as test_client:
         yield test_client
 
 

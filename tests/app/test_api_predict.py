@@ -18,7 +18,7 @@ from app.api.schemas import PredictionResponse
 from app.core.config import Settings
 from app.imaging.pipeline import prepare_upload
 from app.imaging.structure import DecodeLimits
-from app.main import create_app
+from tests.conftest import client_with
 
 EncodeImage = Callable[..., bytes]
 Sample = tuple[NDArray[np.uint8], NDArray[np.int64]]
@@ -170,8 +170,7 @@ def test_predict_real_mnist_digits_as_png_at_model_accuracy(
 @pytest.fixture(scope="module")
 def threadpool_client(serving_settings: Settings) -> Iterator[TestClient]:
     """The app with every upload classified in the threadpool (nothing inline)."""
-    settings = serving_settings.model_copy(update={"INLINE_MAX_PIXELS": 0})
-    with TestClient(create_app(settings)) as test_client:
+    with client_with(serving_settings, {"INLINE_MAX_PIXELS": 0}) as test_client:
         yield test_client
 
 

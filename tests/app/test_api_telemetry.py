@@ -18,9 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.deps import services_of
 from app.core.config import Settings
-from app.main import create_app
 from bench.servers import LOOPBACK, ServerProcess, mnist_serve_spec
-from tests.conftest import EncodeImage
+from tests.conftest import EncodeImage, client_with
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
 START_TIMEOUT_SECONDS = 60.0
@@ -156,8 +155,7 @@ def test_prometheus_metrics_name_the_served_model(client: TestClient) -> None:
 def test_telemetry_disabled_has_no_endpoint_and_still_predicts(
     serving_settings: Settings, digit_png: bytes
 ) -> None:
-    settings = serving_settings.model_copy(update={"TELEMETRY_ENABLED": False})
-    with TestClient(create_app(settings)) as quiet_client:
+    with client_with(serving_settings, {"TELEMETRY_ENABLED": False}) as quiet_client:
         scrape = quiet_client.get(METRICS_PATH)
         answer = quiet_client.post(
             "/predict", content=digit_png, headers={"Content-Type": "image/png"}

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from app.api.schemas import BatchPredictionResponse, PredictionResponse
 from app.core.config import Settings
-from app.main import create_app
+from tests.conftest import client_with
 
 EncodeImage = Callable[..., bytes]
 Sample = tuple[NDArray[np.uint8], NDArray[np.int64]]
@@ -150,8 +150,7 @@ def test_batch_items_carry_the_verdict(
 @pytest.fixture(scope="module")
 def strict_client(serving_settings: Settings) -> Iterator[TestClient]:
     """The app with DIGIT_CONFIDENCE_THRESHOLD=1: nothing short of certainty is a digit."""
-    settings = serving_settings.model_copy(update={"DIGIT_CONFIDENCE_THRESHOLD": 1.0})
-    with TestClient(create_app(settings)) as test_client:
+    with client_with(serving_settings, {"DIGIT_CONFIDENCE_THRESHOLD": 1.0}) as test_client:
         yield test_client
 
 

@@ -569,18 +569,24 @@ def test_animated_image_is_classified_by_its_first_frame(
         assert response.json()["digit"] == first
 
 
+def _degenerate_png(size: tuple[int, int], content: str) -> bytes:
+    """A white PNG of ``size`` (width, height), blank or with a black line through the middle
+    each way: a single pixel, or a thin streak no digit looks like."""
+    pixels = np.full((size[1], size[0]), 255, dtype=np.uint8)
+    if content == "ink":
+        pixels[size[1] // 2, :] = 0
+        pixels[:, size[0] // 2] = 0
+    return encoded(Image.fromarray(pixels), "PNG")
+
+
 @pytest.mark.parametrize("size", [(1, 1), (10_000, 10), (10, 10_000)], ids=str)
 @pytest.mark.parametrize("content", ["blank", "ink"])
 def test_degenerate_image_size_is_422(
     client: httpx.Client, size: tuple[int, int], content: str
 ) -> None:
-    pixels = np.full((size[1], size[0]), 255, dtype=np.uint8)
-    if content == "ink":
-        # A line through the middle: a single pixel, or a thin streak no digit looks like.
-        pixels[size[1] // 2, :] = 0
-        pixels[:, size[0] // 2] = 0
+    data = _degenerate_png(size, content)
 
-    response, seconds = timed(lambda: post_raw(client, encoded(Image.fromarray(pixels), "PNG")))
+    response, seconds = timed(lambda: post_raw(client, data))
 
     assert_json_error(response, 422, "no_digit_found")
     assert seconds < QUICK_SECONDS
@@ -591,11 +597,7 @@ def test_degenerate_image_size_is_422(
 def test_degenerate_image_size_is_answered_by_predict_number_without_5xx(
     client: httpx.Client, size: tuple[int, int], content: str
 ) -> None:
-    pixels = np.full((size[1], size[0]), 255, dtype=np.uint8)
-    if content == "ink":
-        pixels[size[1] // 2, :] = 0
-        pixels[:, size[0] // 2] = 0
-    data = encoded(Image.fromarray(pixels), "PNG")
+    data = _degenerate_png(size, content)
 
     response, seconds = timed(lambda: post_raw(client, data, path="/predict/number"))
 

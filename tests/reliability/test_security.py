@@ -26,6 +26,7 @@ from app.core.request_context import REQUEST_ID, acceptable_request_id
 from app.main import create_app
 from app.startup import decode_limits
 from bench.servers import LOOPBACK, ServerProcess
+from tests.conftest import client_with
 
 StartService = Callable[..., ServerProcess]
 
@@ -48,16 +49,16 @@ DIGIT: Final = _digit_png()
 @pytest.fixture(scope="module")
 def keyed_client(serving_settings: Settings) -> Iterator[TestClient]:
     """The app with API_KEY set."""
-    settings = serving_settings.model_copy(update={"API_KEY": Settings(API_KEY=API_KEY).API_KEY})
-    with TestClient(create_app(settings)) as test_client:
+    with client_with(
+        serving_settings, {"API_KEY": Settings(API_KEY=API_KEY).API_KEY}
+    ) as test_client:
         yield test_client
 
 
 @pytest.fixture(scope="module")
 def cors_client(serving_settings: Settings) -> Iterator[TestClient]:
     """The app with one allowed CORS origin."""
-    settings = serving_settings.model_copy(update={"CORS_ALLOW_ORIGINS": [ORIGIN]})
-    with TestClient(create_app(settings)) as test_client:
+    with client_with(serving_settings, {"CORS_ALLOW_ORIGINS": [ORIGIN]}) as test_client:
         yield test_client
 
 
