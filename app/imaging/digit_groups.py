@@ -143,10 +143,15 @@ def boxes_of_groups(
 
 
 def _writing_height(boxes: NDArray[np.intp], masses: NDArray[np.float64]) -> float:
-    """The height of the writing: the tallest of the boxes at least
-    :data:`REFERENCE_MASS_FRACTION` of the heaviest's mass."""
-    heavy = masses >= REFERENCE_MASS_FRACTION * float(masses.max())
+    """The height of the writing: the tallest of the substantial boxes (:func:`_substantial`)."""
+    heavy = _substantial(masses)
     return float((boxes[heavy, 2] - boxes[heavy, 0]).max())
+
+
+def _substantial(masses: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Which groups are at least :data:`REFERENCE_MASS_FRACTION` of the heaviest's mass: the
+    ones that set the writing's height."""
+    return masses >= REFERENCE_MASS_FRACTION * float(masses.max())
 
 
 def digit_sized(
@@ -156,12 +161,11 @@ def digit_sized(
     if not len(boxes):
         return np.zeros(0, dtype=np.intp)
     heights = boxes[:, 2] - boxes[:, 0]
-    extents = np.maximum(heights, boxes[:, 3] - boxes[:, 1])
-    heavy = masses >= REFERENCE_MASS_FRACTION * float(masses.max())
-    # The median, not the tallest: a frame's edge is heavy and far taller than the digits.
-    reference = float(np.median(heights[heavy]))
-    smallest = max(MIN_DIGIT_EXTENT_PIXELS, 0.03 * longest_side)
     widths = boxes[:, 3] - boxes[:, 1]
+    extents = np.maximum(heights, widths)
+    # The median, not the tallest: a frame's edge is heavy and far taller than the digits.
+    reference = float(np.median(heights[_substantial(masses)]))
+    smallest = max(MIN_DIGIT_EXTENT_PIXELS, 0.03 * longest_side)
     filled = (masses > FILLED_FRACTION * heights * widths) & (2 * widths >= heights)
     digit_sized = (
         (heights >= MIN_DIGIT_HEIGHT * reference)

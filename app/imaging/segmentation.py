@@ -139,8 +139,9 @@ def segment_number(
     upload_width, upload_height = upload_size or image.size
     scale = (upload_width / working_width, upload_height / working_height)
     lines: list[tuple[InkGroup, ...]] = []
-    for line in main_writing(found.boxes[digits], into_lines(found.boxes[digits])):
-        line_boxes = found.boxes[digits[line]]
+    digit_boxes = found.boxes[digits]
+    for line in main_writing(digit_boxes, into_lines(digit_boxes)):
+        line_boxes = digit_boxes[line]
         line_height = float(np.median(line_boxes[:, 2] - line_boxes[:, 0]))
         line_groups = []
         for index in digits[line].tolist():
