@@ -62,6 +62,13 @@ class DigitSet:
         """Return the digits at ``indices``, in that order."""
         return DigitSet(images=self.images[indices], labels=self.labels[indices])
 
+    def joined(self, other: DigitSet) -> DigitSet:
+        """These digits followed by ``other``'s."""
+        return DigitSet(
+            images=np.concatenate([self.images, other.images]),
+            labels=np.concatenate([self.labels, other.labels]),
+        )
+
 
 @dataclass(frozen=True)
 class MnistData:

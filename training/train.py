@@ -264,10 +264,7 @@ def train_model(train_digits: DigitSet, profile: TrainingProfile, seed: int) -> 
     )
     realistic = render_realistic_digits(fit_digits, profile.realistic_count, seed)
     if len(realistic):
-        fit_digits = DigitSet(
-            images=np.concatenate([fit_digits.images, realistic.images]),
-            labels=np.concatenate([fit_digits.labels, realistic.labels]),
-        )
+        fit_digits = fit_digits.joined(realistic)
     validation_inputs = to_model_input(validation_digits.images)
     validation_labels = validation_digits.labels.astype(np.int32)
 
@@ -275,10 +272,7 @@ def train_model(train_digits: DigitSet, profile: TrainingProfile, seed: int) -> 
     # Typed digits join after the outliers are drawn: numbers are made of handwritten digits.
     typed = render_typed_digits(profile.typed_count, seed)
     if len(typed):
-        fit_digits = DigitSet(
-            images=np.concatenate([fit_digits.images, typed.images]),
-            labels=np.concatenate([fit_digits.labels, typed.labels]),
-        )
+        fit_digits = fit_digits.joined(typed)
     teacher_accuracy: float | None = None
     teacher: Any | None = None
     batches: AugmentedBatches | DistilledBatches
