@@ -4,11 +4,12 @@ A group of ink wider than a digit may hold several touching digits. A cut is a p
 top of the group to its bottom that bends round strokes and crosses as little ink as it can
 (:mod:`app.imaging.cut_paths`); the columns where the cheapest such paths cross the group's
 middle row (minima of their cost) are candidate cuts. Every stretch of the group between two
-candidate cuts that is as wide as a digit can be becomes a candidate piece, drawn
-as one 28 x 28 digit by the same function as a lone digit
-(:func:`~app.imaging.preprocess.ink_to_mnist_digit`). The classifier later chooses the chain of
-pieces it reads best (:mod:`app.number_reading`): the cut is chosen by its confidence, not by
-the geometry alone.
+candidate cuts that is as wide as a digit can be becomes a candidate piece; so does every run
+of the parts the group falls into where its digits touch (:mod:`app.imaging.touch_points`),
+for digits no path parts. Each is drawn as one 28 x 28 digit by the same function as a lone
+digit (:func:`~app.imaging.preprocess.ink_to_mnist_digit`). The classifier later chooses the
+chain of pieces it reads best (:mod:`app.number_reading`): the cut is chosen by its
+confidence, not by the geometry alone.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from app.imaging.components import describe_regions, find_runs, paint_regions
 from app.imaging.cut_paths import CutPaths, find_paths, trace
 from app.imaging.number_layout import Box, InkGroup, InkPiece
 from app.imaging.preprocess import FloatImage, _dilate, crop_box, ink_to_mnist_digit
+from app.imaging.touch_points import touching_parts
 
 MIN_SPLIT_WIDTH = 0.45
 """Groups at least this wide (as a fraction of their line's digit height) get candidate cuts;
@@ -93,7 +95,14 @@ def group_pieces(ink: FloatImage, line_height: float, box_of: BoxOf) -> InkGroup
         boundaries[1:-1] = trace(paths, cuts)
     boundaries[-1] = width
     last = len(boundaries) - 1
+    parts = touching_parts(ink, line_height)
+    part_count = 0 if parts is None else int(parts.max()) + 1
+    # Positions: 0 and ``right_edge`` are the group's edges, 1 to ``last - 1`` the cut paths,
+    # ``last`` to ``right_edge - 1`` the borders between the touching parts.
+    right_edge = last + max(0, part_count - 1)
     pieces: list[InkPiece] = []
+    if parts is not None:
+        pieces.extend(_part_pieces(ink, parts, line_height, box_of, last, right_edge))
     for start in range(last):
         for end in range(start + 1, last + 1):
             whole = start == 0 and end == last
@@ -112,7 +121,7 @@ def group_pieces(ink: FloatImage, line_height: float, box_of: BoxOf) -> InkGroup
             pieces.append(
                 InkPiece(
                     start=start,
-                    end=end,
+                    end=right_edge if end == last else end,
                     digit_image=piece[0],
                     box=box_of(top, piece_left + offset, bottom, piece_right + offset),
                     width=(piece_right - piece_left) / line_height,
@@ -121,7 +130,46 @@ def group_pieces(ink: FloatImage, line_height: float, box_of: BoxOf) -> InkGroup
             )
     if not any(piece.start == 0 for piece in pieces):
         return None
-    return InkGroup(boundaries=len(boundaries), pieces=tuple(pieces))
+    return InkGroup(boundaries=right_edge + 1, pieces=tuple(pieces))
+
+
+def _part_pieces(
+    ink: FloatImage,
+    parts: NDArray[np.intp],
+    line_height: float,
+    box_of: BoxOf,
+    first_border: int,
+    right_edge: int,
+) -> list[InkPiece]:
+    """The candidate digits of a group parted where it touches
+    (:func:`~app.imaging.touch_points.touching_parts`): each run of neighbouring parts but all
+    of them, between positions 0, ``first_border`` onwards (the borders between parts) and
+    ``right_edge``."""
+    count = int(parts.max()) + 1
+    positions = [0, *range(first_border, first_border + count - 1), right_edge]
+    pieces: list[InkPiece] = []
+    for start in range(count):
+        for end in range(start + 1, count + 1):
+            if start == 0 and end == count:
+                continue
+            piece = _draw_piece(np.where((parts >= start) & (parts < end), ink, np.float32(0.0)))
+            if piece is None:
+                continue
+            top, left, bottom, right = piece[1]
+            piece_width = (right - left) / line_height
+            if piece_width > MAX_PIECE_WIDTH:
+                continue
+            pieces.append(
+                InkPiece(
+                    start=positions[start],
+                    end=positions[end],
+                    digit_image=piece[0],
+                    box=box_of(top, left, bottom, right),
+                    width=piece_width,
+                    cut=True,
+                )
+            )
+    return pieces
 
 
 def _between(

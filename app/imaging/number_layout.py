@@ -29,9 +29,9 @@ class InkPiece:
     """The ink between two of a group's cut positions, drawn as one 28 x 28 digit."""
 
     start: int
-    """Index of the cut position where the piece begins (0: the group's left edge)."""
+    """Index of the position where the piece begins (0: the group's left edge)."""
     end: int
-    """Index of the cut position where it ends (``len(cuts) + 1``: the group's right edge)."""
+    """Index of the position where it ends (``boundaries - 1``: the group's right edge)."""
     digit_image: NDArray[np.uint8]
     box: Box
     width: float
@@ -44,10 +44,13 @@ class InkPiece:
 class InkGroup:
     """One group of ink in a line: one digit, or several digits that touch.
 
-    ``boundaries`` is the number of cut positions including the two edges; ``pieces`` are the
-    candidate digits between any two of them (the whole group, from 0 to
-    ``boundaries - 1``, always among them when it can be drawn). Reading the group means
-    choosing a chain of pieces from the left edge to the right one.
+    ``boundaries`` is the number of positions between candidate digits, the two edges
+    included: 0 is the left edge, ``boundaries - 1`` the right one, and the others are cut
+    paths (:mod:`app.imaging.digit_cuts`) or borders between the parts of a group parted where
+    its digits touch (:mod:`app.imaging.touch_points`). ``pieces`` are the candidate digits
+    between two positions (the whole group, from 0 to ``boundaries - 1``, always among them
+    when it can be drawn), each ending at a higher position than it starts. Reading the group
+    means choosing a chain of pieces from the left edge to the right one.
     """
 
     boundaries: int

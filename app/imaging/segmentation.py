@@ -19,7 +19,8 @@ stroke and its neighbours, every stroke is kept:
    far taller than its line's others is a frame's edge, and lines of much smaller writing
    than the largest are labels or menus (:func:`~app.imaging.digit_groups.main_writing`).
 5. Each group becomes candidate digits (:mod:`app.imaging.digit_cuts`): itself, and, when it is
-   wide enough to hold touching digits, the stretches between candidate cuts.
+   wide enough to hold touching digits, the stretches between candidate cuts and the parts
+   left when its strokes are thinned until they fall apart (:mod:`app.imaging.touch_points`).
 """
 
 from __future__ import annotations
