@@ -117,7 +117,10 @@ def render_report(
         "and tiny images of single digits that other people committed to public repositories,",
         f"labelled by eye. Each image was sent {mode_description}, as its original bytes.",
         "The set is for measuring only: it is never trained on. It guided the preprocessing, so",
-        "its figure is optimistic for digits the project has not seen.",
+        "its figure is optimistic for digits the project has not seen. Numbers of several digits",
+        "read by `POST /predict/number` (generated numbers, touching pairs and the set's",
+        "several-digit images) are measured by `python -m bench.numbers` into",
+        "[numbers.md](numbers.md).",
         "",
         f"**{summary['right']}/{summary['images']} right: "
         f"{_percent(summary['right'], summary['images'])}.**",
