@@ -9,8 +9,9 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
+from app.imaging.number_layout import Box, InkGroup, InkPiece, NumberLayout
 from bench.number_images import NumberImage, compose_number, generated_numbers, touching_pairs
-from bench.numbers import alone_scores, edit_distance, render_markdown, score
+from bench.numbers import alone_scores, candidates_spell, edit_distance, render_markdown, score
 
 Sample = tuple[NDArray[np.uint8], NDArray[np.int64]]
 
@@ -96,6 +97,7 @@ def test_render_markdown_shows_each_figure() -> None:
         "digits": 40,
         "digit_accuracy": 0.975,
         "read_alone": {"exact_rate": 0.95, "digit_accuracy": 0.99},
+        "candidates_spell": 0.925,
     }
     results: dict[str, object] = {
         "source": "MNIST test split",
@@ -128,6 +130,7 @@ def test_render_markdown_shows_each_figure() -> None:
 
     assert "| All generated numbers | 10 | 90.0 % (9) | 97.5 % | 95.0 % | 99.0 % |" in page
     assert "| `a.png` | 12 | 12 (exact) |" in page
+    assert "spells the true number for 92.5 % of the generated numbers" in page
     assert "p50 21.5 ms" in page
     assert "p50 12.5 ms" in page
     assert "load average was 0.4 on 2 CPUs" in page
@@ -143,3 +146,28 @@ def test_alone_scores_bound_a_reading_by_its_digits_read_alone() -> None:
     alone = alone_scores(numbers, right_alone)
 
     assert alone == {"exact_rate": 0.5, "digit_accuracy": 0.75}
+
+
+def _piece(start: int, end: int) -> InkPiece:
+    return InkPiece(
+        start=start,
+        end=end,
+        digit_image=np.zeros((28, 28), dtype=np.uint8),
+        box=Box(x=0, y=0, width=1, height=1),
+        width=0.5,
+        cut=(start, end) != (0, 2),
+    )
+
+
+def test_candidates_spell_finds_a_chain_through_every_group_of_each_line() -> None:
+    # Line one: a lone group, then a group that is whole (0-2) or two pieces (0-1, 1-2).
+    lone = InkGroup(boundaries=2, pieces=(_piece(0, 1),))
+    touching = InkGroup(boundaries=3, pieces=(_piece(0, 2), _piece(0, 1), _piece(1, 2)))
+    layout = NumberLayout(lines=((lone, touching), (lone,)))
+    # Pieces in layout order: lone, whole, left, right, then the second line's lone group.
+    digits = [7, 8, 2, 1, 5]
+    assert candidates_spell(layout, digits, "721\n5")
+    assert candidates_spell(layout, digits, "78\n5")
+    assert not candidates_spell(layout, digits, "781\n5")
+    assert not candidates_spell(layout, digits, "721")
+    assert not candidates_spell(layout, digits, "72\n5")
