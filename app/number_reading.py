@@ -23,6 +23,7 @@ import numpy as np
 
 from app.errors import NoDigitFoundError, TooManyDigitsError
 from app.imaging.number_layout import Box, InkGroup, InkPiece, NumberLayout
+from app.inference.dense_network import stable_softmax
 
 if TYPE_CHECKING:
     # The classifier imports this module; its prediction type is only named here.
@@ -137,11 +138,10 @@ def _log_prior(piece: InkPiece, prediction: DigitPrediction) -> float:
 
 def _log_confidence(prediction: DigitPrediction) -> float:
     """The log of the piece's probability of its digit, softened by :data:`READING_SHARPNESS`:
-    ``log(p_d ** s / sum_k p_k ** s)``."""
-    probabilities = np.maximum(prediction.probabilities.astype(np.float64), _SMALLEST_PROBABILITY)
-    logs = READING_SHARPNESS * np.log(probabilities)
-    top = float(logs.max())
-    return float(logs[prediction.digit]) - top - math.log(float(np.exp(logs - top).sum()))
+    ``log(p_d ** s / sum_k p_k ** s)``, the softmax of ``s * log(p)``."""
+    probabilities = np.maximum(prediction.probabilities, np.float32(_SMALLEST_PROBABILITY))
+    softened = stable_softmax(np.float32(READING_SHARPNESS) * np.log(probabilities))
+    return math.log(float(softened[prediction.digit]))
 
 
 def _best_chain(group: InkGroup, predictions: Sequence[DigitPrediction]) -> list[ReadDigit]:

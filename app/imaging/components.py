@@ -147,6 +147,21 @@ def paint_regions(
     return painted
 
 
+def label_regions(
+    runs: InkRuns, numbering: NDArray[np.intp], shape: tuple[int, int]
+) -> NDArray[np.intp]:
+    """An image of ``shape`` holding, at each pixel of region ``r``, ``numbering[r]``, and -1
+    elsewhere (regions numbered -1 are left out)."""
+    run_labels = numbering[runs.regions]
+    kept = run_labels >= 0
+    # Each kept run painted with its number + 1 (0: none), as steps summed along the rows.
+    steps = np.zeros((shape[0], shape[1] + 1), dtype=np.intp)
+    np.add.at(steps, (runs.rows[kept], runs.starts[kept]), run_labels[kept] + 1)
+    np.add.at(steps, (runs.rows[kept], runs.ends[kept]), -(run_labels[kept] + 1))
+    labels: NDArray[np.intp] = np.cumsum(steps, axis=1)[:, :-1] - 1
+    return labels
+
+
 def _resolve_links(
     node_count: int, first: NDArray[np.intp], second: NDArray[np.intp]
 ) -> NDArray[np.intp]:

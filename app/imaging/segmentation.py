@@ -33,7 +33,13 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from app.errors import NoDigitFoundError, TooManyDigitsError
-from app.imaging.components import RegionTable, describe_regions, find_runs, horizontal_runs
+from app.imaging.components import (
+    RegionTable,
+    describe_regions,
+    find_runs,
+    horizontal_runs,
+    label_regions,
+)
 from app.imaging.digit_cuts import group_pieces
 from app.imaging.digit_groups import (
     boxes_of_groups,
@@ -185,7 +191,6 @@ def _components(
     """The stroke components kept for grouping: a label image (-1 outside them; pixels of
     the bridged mask, so a stroke's faint halo belongs to it), and each one's box (top, left,
     bottom, right) and mass."""
-    height, width = strokes.shape
     bridged = _dilate(strokes, BRIDGE_RADIUS)
     runs = find_runs(bridged)
     table = describe_regions(runs, strokes.astype(np.float32))
@@ -198,15 +203,9 @@ def _components(
     heaviest = float(masses.max())
     candidates = np.flatnonzero(masses >= max(MIN_COMPONENT_MASS_FRACTION * heaviest, 1.0))
     kept = candidates[np.argsort(-masses[candidates], kind="stable")[:MAX_COMPONENTS]]
-    numbering = np.full(len(table) + 1, -1, dtype=np.intp)
+    numbering = np.full(len(table), -1, dtype=np.intp)
     numbering[kept] = np.arange(kept.size)
-    run_labels = numbering[runs.regions]
-    # Paint each kept run with its component's number (+1, so that 0 is "none").
-    edges = np.zeros((height, width + 1), dtype=np.intp)
-    chosen = run_labels >= 0
-    np.add.at(edges, (runs.rows[chosen], runs.starts[chosen]), run_labels[chosen] + 1)
-    np.add.at(edges, (runs.rows[chosen], runs.ends[chosen]), -(run_labels[chosen] + 1))
-    labels: NDArray[np.intp] = np.cumsum(edges, axis=1)[:, :-1] - 1
+    labels = label_regions(runs, numbering, strokes.shape)
     boxes = np.stack(
         [table.tops[kept], table.lefts[kept], table.bottoms[kept], table.rights[kept]], axis=1
     )

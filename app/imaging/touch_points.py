@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from app.imaging.components import describe_regions, find_runs
+from app.imaging.components import describe_regions, find_runs, label_regions
 from app.imaging.preprocess import FloatImage, _dilate
 
 MIN_TOUCH_WIDTH = 0.8
@@ -79,15 +79,7 @@ def _substantial_parts(strokes: NDArray[np.bool_]) -> NDArray[np.intp] | None:
     centres = table.lefts[substantial] + table.rights[substantial]
     numbering = np.full(runs.region_count, -1, dtype=np.intp)
     numbering[substantial[np.argsort(centres, kind="stable")]] = np.arange(substantial.size)
-    run_labels = numbering[runs.regions]
-    kept = run_labels >= 0
-    # Each kept run painted with its part's number + 1 (0: none), as steps summed along rows.
-    height, width = strokes.shape
-    steps = np.zeros((height, width + 1), dtype=np.intp)
-    np.add.at(steps, (runs.rows[kept], runs.starts[kept]), run_labels[kept] + 1)
-    np.add.at(steps, (runs.rows[kept], runs.ends[kept]), -(run_labels[kept] + 1))
-    labels: NDArray[np.intp] = np.cumsum(steps, axis=1)[:, :-1] - 1
-    return labels
+    return label_regions(runs, numbering, strokes.shape)
 
 
 def _grow(labels: NDArray[np.intp], inside: NDArray[np.bool_], steps: int) -> NDArray[np.intp]:
