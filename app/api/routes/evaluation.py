@@ -11,25 +11,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import ModelDep, SettingsDep
+from app.api.deps import ClassifierDep
 from app.api.info_schemas import EvaluationResponse, ModelIdentity
 
 router = APIRouter(tags=["model"])
 
 
 @router.get("/metrics")
-async def read_evaluation(model: ModelDep, settings: SettingsDep) -> EvaluationResponse:
+async def read_evaluation(classifier: ClassifierDep) -> EvaluationResponse:
     """Test-split accuracy, macro precision/recall/F1, per-digit scores and confusion matrix,
     the calibration and the not-a-digit operating point."""
+    model = classifier.model
     stored = model.evaluation
     return EvaluationResponse(
         model=ModelIdentity(name=stored.model.name, file=stored.model.file, sha256=model.sha256),
         test=stored.test,
         calibration=stored.calibration,
         not_a_digit=stored.not_a_digit,
-        digit_confidence_threshold=(
-            model.digit_threshold
-            if settings.DIGIT_CONFIDENCE_THRESHOLD is None
-            else settings.DIGIT_CONFIDENCE_THRESHOLD
-        ),
+        digit_confidence_threshold=classifier.digit_threshold,
     )
