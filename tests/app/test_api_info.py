@@ -14,6 +14,7 @@ from app.api.info_schemas import EvaluationResponse, ModelResponse
 from app.core.config import Settings
 from app.main import create_app
 from app.model_contract import EVALUATION_FILENAME, MODEL_FILENAME
+from tests.conftest import client_with
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,17 @@ def test_get_metrics_returns_stored_scores_and_model_identity(
         == hashlib.sha256((committed_model_dir / MODEL_FILENAME).read_bytes()).hexdigest()
     )
     assert body["model"]["name"] == stored_metrics["model"]["name"]
+    assert body["digit_confidence_threshold"] == pytest.approx(
+        stored_metrics["not_a_digit"]["threshold"]
+    )
+
+
+def test_get_metrics_shows_the_threshold_the_setting_puts_in_use(
+    serving_settings: Settings,
+) -> None:
+    with client_with(serving_settings, {"DIGIT_CONFIDENCE_THRESHOLD": 0.5}) as test_client:
+        body = test_client.get("/metrics").json()
+    assert body["digit_confidence_threshold"] == 0.5
 
 
 def test_get_model_describes_the_network(
