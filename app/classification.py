@@ -31,7 +31,7 @@ from anyio import to_thread
 from numpy.typing import NDArray
 
 from app.errors import InputError
-from app.imaging.decode import cheap_png_layout, is_cheap_upload
+from app.imaging.decode import cheap_png_layout
 from app.imaging.number_layout import NumberLayout
 from app.imaging.pipeline import read_upload, segment_upload
 from app.imaging.preprocess import DigitReading
@@ -225,8 +225,9 @@ class DigitClassifier:
     async def read_number_async(self, data: bytes, max_digits: int) -> NumberReading:
         """:meth:`read_number`, the decoding and segmentation in the sandbox unless the upload
         is cheap; the forward pass, one for all candidate digits, on the event loop."""
-        if is_cheap_upload(data, max_pixels=self.inline_max_pixels):
-            layout = segment_upload(data, self.limits, max_digits)
+        png_layout = cheap_png_layout(data, max_pixels=self.inline_max_pixels, limits=self.limits)
+        if png_layout is not None:
+            layout = segment_upload(data, self.limits, max_digits, png_layout=png_layout)
         elif self.sandbox is not None:
             layout = await self.sandbox.segment(data, max_digits)
         else:

@@ -33,12 +33,17 @@ def prepare_upload(data: bytes, limits: DecodeLimits) -> NDArray[np.uint8]:
     return read_upload(data, limits).pixels
 
 
-def segment_upload(data: bytes, limits: DecodeLimits, max_digits: int) -> NumberLayout:
+def segment_upload(
+    data: bytes, limits: DecodeLimits, max_digits: int, *, png_layout: PngLayout | None = None
+) -> NumberLayout:
     """Decode an uploaded image and find the digits of the number it shows, each drawn as
     :func:`read_upload` draws one digit (see :mod:`app.imaging.segmentation`).
 
     Raises an :class:`~app.errors.InputError` subclass, and nothing else, for bytes that do not
     make a number: those :func:`read_upload` refuses, and more than ``max_digits`` marks.
+    ``png_layout``: see :func:`~app.imaging.decode.decode_upload`.
     """
-    image, upload_size = decode_upload_sized(data, limits, min_side=NUMBER_WORKING_SIDE)
+    image, upload_size = decode_upload_sized(
+        data, limits, min_side=NUMBER_WORKING_SIDE, png_layout=png_layout
+    )
     return segment_number(image, max_digits, upload_size=upload_size)
