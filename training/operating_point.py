@@ -146,10 +146,7 @@ def _halves(digits: DigitSet, seed: int) -> tuple[DigitSet, DigitSet]:
     """The digits in two halves of a seeded shuffle."""
     order = np.random.default_rng([seed, 2]).permutation(len(digits))
     middle = len(order) // 2
-    return (
-        DigitSet(images=digits.images[order[:middle]], labels=digits.labels[order[:middle]]),
-        DigitSet(images=digits.images[order[middle:]], labels=digits.labels[order[middle:]]),
-    )
+    return digits.subset(order[:middle]), digits.subset(order[middle:])
 
 
 def _both_ways(
@@ -158,6 +155,5 @@ def _both_ways(
     """The digits as they are and (when the profile renders digits) rendered as uploads."""
     count = min(RENDERED_VALIDATION_DIGITS, len(digits)) if profile.realistic_count > 0 else 0
     rendered = render_realistic_digits(digits, count, seed)
-    images = np.concatenate([digits.images, rendered.images])
-    labels = np.concatenate([digits.labels, rendered.labels]).astype(np.intp)
-    return images, labels
+    both = digits.joined(rendered)
+    return both.images, both.labels.astype(np.intp)
