@@ -64,13 +64,15 @@ def candidate_cuts(paths: CutPaths, line_height: float) -> list[int]:
     inner = np.arange(spacing, width - spacing + 1)
     if inner.size == 0:
         return []
-    left = costs[np.maximum(inner - 1, 0)]
+    # ``inner`` runs from column 1 at least to ``width - 1`` at most: only its right
+    # neighbours can fall off the edge.
+    left = costs[inner - 1]
     right = costs[np.minimum(inner + 1, width - 1)]
-    values = costs[np.minimum(inner, width - 1)]
+    values = costs[inner]
     minima = inner[(values <= left) & (values <= right)]
     limit = min(MAX_CUTS, int(CUTS_PER_DIGIT * width / (TYPICAL_DIGIT_WIDTH * line_height)) + 1)
     chosen: list[int] = []
-    for column in minima[np.argsort(costs[np.minimum(minima, width - 1)], kind="stable")].tolist():
+    for column in minima[np.argsort(costs[minima], kind="stable")].tolist():
         if all(abs(column - other) >= spacing for other in chosen):
             chosen.append(int(column))
             if len(chosen) == limit:
