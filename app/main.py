@@ -93,18 +93,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Middleware, innermost first (each add_middleware wraps the ones added before it). The
     # body guard runs in the outermost layer, the request ID's, unless CORS is on: then it is a
     # layer inside CORS, so that a browser can read its errors.
-    body_limits: BodyLimits | None = BodyLimits(
+    body_limits = BodyLimits(
         max_body_bytes=settings.MAX_UPLOAD_BYTES,
         timeout_seconds=settings.REQUEST_BODY_TIMEOUT_SECONDS,
     )
-    if settings.CORS_ALLOW_ORIGINS:
-        app.add_middleware(
-            RequestBodyGuardMiddleware,
-            max_body_bytes=settings.MAX_UPLOAD_BYTES,
-            timeout_seconds=settings.REQUEST_BODY_TIMEOUT_SECONDS,
-        )
+    guard_in_request_id = not settings.CORS_ALLOW_ORIGINS
+    if not guard_in_request_id:
+        app.add_middleware(RequestBodyGuardMiddleware, limits=body_limits)
         install_cors(app, settings.CORS_ALLOW_ORIGINS)
-        body_limits = None
     app.add_middleware(StartupFailureMessageMiddleware)
     # The request ID layer, outermost, also reports every answer to the telemetry (errors of
     # the other middleware included).
@@ -113,5 +109,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.telemetry = ServiceMetrics()
         recorder = RequestRecorder(services.telemetry)
         app.include_router(prometheus.router)
-    app.add_middleware(RequestIdMiddleware, recorder=recorder, body_limits=body_limits)
+    app.add_middleware(
+        RequestIdMiddleware,
+        recorder=recorder,
+        body_limits=body_limits if guard_in_request_id else None,
+    )
     return app

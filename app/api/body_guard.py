@@ -140,13 +140,13 @@ async def call_with_body_limits(
 
 
 class RequestBodyGuardMiddleware:
-    """Refuse bodies over ``max_body_bytes`` (413) and bodies not complete ``timeout_seconds``
-    after the request reached the app (408): :func:`call_with_body_limits` as a layer of its
-    own."""
+    """Refuse bodies over ``limits.max_body_bytes`` (413) and bodies not complete
+    ``limits.timeout_seconds`` after the request reached the app (408):
+    :func:`call_with_body_limits` as a layer of its own."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_seconds: float) -> None:
+    def __init__(self, app: ASGIApp, *, limits: BodyLimits) -> None:
         self.app = app
-        self.limits = BodyLimits(max_body_bytes=max_body_bytes, timeout_seconds=timeout_seconds)
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -208,6 +208,23 @@ def test_cors_error_answers_are_readable_by_the_allowed_origin(cors_client: Test
     assert response.headers["access-control-allow-origin"] == ORIGIN
 
 
+def test_cors_oversized_body_is_refused_by_the_body_guard_readably(
+    serving_settings: Settings,
+) -> None:
+    # With CORS on, the body guard is a layer of its own inside CORS (not the request ID's).
+    changes = {"CORS_ALLOW_ORIGINS": [ORIGIN], "MAX_UPLOAD_BYTES": 2048}
+    with client_with(serving_settings, changes) as test_client:
+        response = test_client.post(
+            "/predict",
+            content=b"\x89PNG" + bytes(4096),
+            headers={"Content-Type": "image/png", "Origin": ORIGIN},
+        )
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+
+
 @pytest.mark.parametrize(
     "origins",
     ["https://a.example/", "a.example", "https://a.example/path", "*,https://a.example", "ftp://x"],
